@@ -1,0 +1,38 @@
+"""Errors a user can act on.
+
+Every error the engine raises for bad input or missing files is a ``TalkingHeadError``: its
+``str()`` names the problem and ``hint`` says what to do. The CLI and UI print both and never a
+traceback.
+"""
+
+
+class TalkingHeadError(Exception):
+    """A problem the user can fix; ``hint`` says how."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def user_message(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class BadInputError(TalkingHeadError):
+    """An input file that cannot be used (not an image, corrupt or empty video, ...)."""
+
+
+class NoFaceError(BadInputError):
+    """No face was found where one is needed."""
+
+
+class WeightsMissingError(TalkingHeadError):
+    """A model's checkpoint is neither in ``weights/`` nor in the Hub cache, and cannot be downloaded."""
+
+
+class CheckpointError(TalkingHeadError):
+    """A checkpoint file exists but is not what the model expects (wrong keys, truncated, unsafe)."""
+
+
+class UnknownModelError(TalkingHeadError):
+    """A model name that is not in the registry."""

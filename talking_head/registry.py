@@ -1,0 +1,59 @@
+"""The model registry: names -> cards, and ``load_model`` that hides where weights come from.
+
+    >>> list_models()                 # every card, importing no model code
+    >>> load_model("fomm.vox-adv")    # finds/downloads weights, builds the model on the best device
+"""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from talking_head import hub
+from talking_head.cards import ModelCard
+from talking_head.errors import UnknownModelError
+from talking_head.model_cards import FAMILIES
+
+DEFAULT_MODEL = "landmark"
+
+
+@lru_cache(maxsize=1)
+def _all_cards() -> dict[str, ModelCard]:
+    cards: dict[str, ModelCard] = {}
+    for family in FAMILIES:
+        module = importlib.import_module(f"talking_head.model_cards.{family}")
+        for card in module.CARDS:
+            if card.name in cards:
+                raise RuntimeError(f"duplicate model name {card.name}")
+            cards[card.name] = card
+    return cards
+
+
+def list_models(family: str | None = None) -> list[ModelCard]:
+    return [c for c in _all_cards().values() if family is None or c.family == family]
+
+
+def get_card(name: str) -> ModelCard:
+    cards = _all_cards()
+    if name in cards:
+        return cards[name]
+    raise UnknownModelError(
+        f"There is no model named '{name}'.",
+        "Known models: " + ", ".join(sorted(cards)) + ". Run `python -m talking_head models` to list them.",
+    )
+
+
+def weights_present(name: str) -> bool:
+    return hub.weights_present(get_card(name))
+
+
+def load_model(name: str = DEFAULT_MODEL, device=None, pretrained: bool = True, allow_download: bool = True, progress=None):
+    """Build the model behind ``name`` on ``device`` (auto: CUDA, MPS, CPU).
+
+    ``pretrained=False`` builds the architecture without loading any file (for tests and parity).
+    """
+    from talking_head.device import pick_device
+
+    card = get_card(name)
+    paths = hub.fetch_files(card, allow_download=allow_download, progress=progress) if (pretrained and card.files) else None
+    module = importlib.import_module(f"talking_head.models.{card.family}")
+    return module.create(card, paths, pick_device(device))
