@@ -32,6 +32,24 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
+class Control:
+    """A family-specific option the UI and CLI expose; its value lands in TransferOptions.extra[name].
+
+    kind: "bool", "float", "int" or "choice".
+    """
+
+    name: str
+    kind: str
+    default: object
+    label: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str  # "family.tag", or a bare family name for the default tag
     family: str  # module name under talking_head.models
@@ -46,6 +64,7 @@ class ModelCard:
     files: tuple[WeightFile, ...] = ()
     modes: tuple[str, ...] = ("relative", "absolute")
     default_mode: str = "relative"
+    controls: tuple[Control, ...] = ()  # family-specific options -> TransferOptions.extra
     options: dict = field(default_factory=dict)  # family-specific build options (config)
     notes: str = ""
 

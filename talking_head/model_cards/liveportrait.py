@@ -1,3 +1,3 @@
-from talking_head.cards import ModelCard, WeightFile  # noqa: F401
+from talking_head.cards import Control, ModelCard, WeightFile  # noqa: F401
 
 CARDS: list[ModelCard] = []
