@@ -35,6 +35,11 @@ def local_path(wf: WeightFile) -> Path:
     return weights_dir() / wf.filename
 
 
+def hub_cache_dir() -> str | None:
+    """The Hub cache folder, read at call time (None: huggingface_hub's default)."""
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
 def cached_path(wf: WeightFile) -> Path | None:
     """The file in the Hugging Face cache, or None. Never touches the network."""
     if not wf.on_hub:
@@ -42,7 +47,11 @@ def cached_path(wf: WeightFile) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(
-        repo_id=wf.hf_repo, filename=wf.hf_path, revision=wf.revision, repo_type=wf.hf_repo_type
+        repo_id=wf.hf_repo,
+        filename=wf.hf_path,
+        cache_dir=hub_cache_dir(),
+        revision=wf.revision,
+        repo_type=wf.hf_repo_type,
     )
     return Path(found) if isinstance(found, str) else None
 
@@ -98,13 +107,35 @@ def missing_message(card: ModelCard, wf: WeightFile, reason: str) -> WeightsMiss
     )
 
 
+def _progress_tqdm(progress: ProgressFn, label: str):
+    """A tqdm class that forwards download progress to ``progress(fraction, text)``."""
+    from tqdm.auto import tqdm
+
+    class ProgressTqdm(tqdm):
+        def update(self, n=1):
+            out = super().update(n)
+            if self.total:
+                progress(min(1.0, self.n / self.total), label)
+            return out
+
+    return ProgressTqdm
+
+
 def _download(wf: WeightFile, progress: ProgressFn | None) -> Path:
     from huggingface_hub import hf_hub_download
 
+    label = f"downloading {wf.filename}"
     if progress:
-        progress(0.0, f"downloading {wf.filename}")
+        progress(0.0, label)
     path = hf_hub_download(
-        repo_id=wf.hf_repo, filename=wf.hf_path, revision=wf.revision, repo_type=wf.hf_repo_type
+        repo_id=wf.hf_repo,
+        filename=wf.hf_path,
+        revision=wf.revision,
+        repo_type=wf.hf_repo_type,
+        cache_dir=hub_cache_dir(),
+        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        etag_timeout=PROBE_TIMEOUT_S,
+        tqdm_class=_progress_tqdm(progress, label) if progress else None,
     )
     if progress:
         progress(1.0, f"downloaded {wf.filename}")

@@ -1,0 +1,355 @@
+"""The engine: a source face, driving frames in, animated frames out. Knows no UI.
+
+    model = load_model("landmark")
+    engine = Engine(model, AnimateSettings(paste_back=True))
+    engine.set_source(load_image("face.jpg"))
+    for frame in engine.animate(video_frames):
+        ...frame.output...
+
+``animate_file`` wraps this for files: lazy reading, H.264 output with the driving clip's fps and
+audio, written atomically. The live modes use ``calibrate`` + ``animate_live``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from talking_head import face as facelib
+from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.models.base import Animator, FrameResult, TransferOptions
+from talking_head.motion import best_frame_index
+
+LANDMARK_DRIVING_SIZE = 256  # driving crop size for models that run at any resolution
+MAX_NATIVE_SIZE = 1024  # cap on the source crop size for such models
+
+
+class Cancelled(TalkingHeadError):
+    """The user cancelled a render; nothing was written."""
+
+
+@dataclass
+class AnimateSettings:
+    options: TransferOptions = field(default_factory=TransferOptions)
+    reference: str | int = "first"  # "first", "best", or a driving frame index
+    auto_crop: bool = True
+    crop_scale: float | None = None  # None: face.CROP_SCALE
+    crop_offset_y: float | None = None  # None: face.CROP_OFFSET_Y
+    paste_back: bool = False
+    output_size: int | None = None  # resize the animated crop (not the pasted-back picture)
+    batch_size: int = 8
+
+    def crop_kwargs(self) -> dict:
+        scale = facelib.CROP_SCALE if self.crop_scale is None else self.crop_scale
+        offset_y = facelib.CROP_OFFSET_Y if self.crop_offset_y is None else self.crop_offset_y
+        return {"scale": scale, "offset": (0.0, offset_y)}
+
+
+@dataclass
+class AnimatedFrame:
+    output: np.ndarray  # uint8 RGB: the animated crop, or the full picture when paste_back
+    result: FrameResult  # model outputs at model resolution
+    source_crop: np.ndarray
+    driving_crop: np.ndarray
+    index: int
+
+
+@dataclass
+class RenderReport:
+    path: Path
+    frames: int
+    fps: float
+    seconds: float  # wall-clock render time
+    reference_index: int
+    has_audio: bool
+    warnings: list[str] = field(default_factory=list)
+    side_by_side_path: Path | None = None
+
+
+def full_frame_box(shape) -> facelib.CropBox:
+    """The centred square covering the whole picture (used when auto-crop is off)."""
+    h, w = shape[:2]
+    size = float(max(h, w))
+    return facelib.CropBox((w - size) / 2.0, (h - size) / 2.0, size)
+
+
+class Engine:
+    """Holds one source (cropped and prepared once) and animates driving frames with it."""
+
+    def __init__(self, model: Animator, settings: AnimateSettings | None = None):
+        self.model = model
+        self.settings = settings or AnimateSettings()
+        self.source_image: np.ndarray | None = None
+        self.source_box: facelib.CropBox | None = None
+        self.source_crop: np.ndarray | None = None
+        self.source_landmarks: np.ndarray | None = None
+        self._source_state = None
+        self._reference_state = None
+        self._tracker: facelib.FaceTracker | None = None
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def resolution(self) -> int | None:
+        return self.model.card.resolution
+
+    def _source_size(self, box: facelib.CropBox) -> int:
+        if self.resolution:
+            return self.resolution
+        return int(min(MAX_NATIVE_SIZE, max(64, round(box.size))))
+
+    def _driving_size(self) -> int:
+        return self.resolution or LANDMARK_DRIVING_SIZE
+
+    # ------------------------------------------------------------------ source
+    def set_source(self, image: np.ndarray) -> list[str]:
+        """Detect and crop the face, run all source-only model work. Returns warnings for the user."""
+        image = _check_image(image, "source picture")
+        warnings: list[str] = []
+        if self.settings.auto_crop:
+            face, warning = facelib.detect_face(image, role="source")
+            if warning:
+                warnings.append(warning)
+            box = facelib.crop_box_for(face, image.shape, **self.settings.crop_kwargs())
+        else:
+            box = full_frame_box(image.shape)
+        crop = facelib.crop(image, box, self._source_size(box))
+        self._source_state = self.model.prepare_source(crop)
+        self.source_image, self.source_box, self.source_crop = image, box, crop
+        self.source_landmarks = None
+        self._reference_state = None
+        return warnings
+
+    def _require_source(self):
+        if self._source_state is None:
+            raise BadInputError("No source picture is set.", "Choose a source face picture first.")
+
+    # ------------------------------------------------------------------ driving
+    def start_clip(self) -> None:
+        """Forget the previous clip's face track (call before a new driving clip)."""
+        self._tracker = None
+        self._reference_state = None
+
+    def driving_crop(self, frame: np.ndarray) -> np.ndarray:
+        frame = _check_image(frame, "driving frame")
+        if self.settings.auto_crop:
+            if self._tracker is None:
+                self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs())
+            box = self._tracker.update(frame)
+        else:
+            box = full_frame_box(frame.shape)
+        return facelib.crop(frame, box, self._driving_size())
+
+    def set_reference(self, frame: np.ndarray) -> None:
+        """Use this driving frame as the reference ("neutral") frame for relative motion.
+
+        The frame is cropped with a fresh tracker of its own, so it does not disturb the clip's track.
+        """
+        tracker, self._tracker = self._tracker, None
+        crop = self.driving_crop(frame)
+        self._tracker = tracker
+        self._reference_state = self.model.prepare_driving(crop)
+
+    def find_best_frame(self, frames: Iterable[np.ndarray], progress: Callable[[int], None] | None = None) -> int:
+        """Index of the driving frame whose face pose/expression best matches the source's."""
+        self._require_source()
+        mesh = facelib.FaceMesh(static_image_mode=False)
+        try:
+            if self.source_landmarks is None:
+                with_mesh = facelib.FaceMesh(static_image_mode=True)
+                try:
+                    self.source_landmarks = with_mesh.landmarks(self.source_crop)
+                finally:
+                    with_mesh.close()
+            if self.source_landmarks is None:
+                return 0
+            target = facelib.pose_expression_signature(self.source_landmarks)
+            signatures = []
+            for i, frame in enumerate(frames):
+                lm = mesh.landmarks(frame)
+                signatures.append(None if lm is None else facelib.pose_expression_signature(lm))
+                if progress:
+                    progress(i + 1)
+        finally:
+            mesh.close()
+        return best_frame_index(target, signatures)
+
+    # ------------------------------------------------------------------ animation
+    def _finish(self, result: FrameResult, driving_crop: np.ndarray, index: int) -> AnimatedFrame:
+        s = self.settings
+        if s.paste_back and self.source_image is not None:
+            output = facelib.paste_back(self.source_image, result.frame, self.source_box)
+        elif s.output_size and result.frame.shape[0] != s.output_size:
+            import cv2
+
+            output = cv2.resize(result.frame, (s.output_size, s.output_size), interpolation=cv2.INTER_AREA)
+        else:
+            output = result.frame
+        return AnimatedFrame(output, result, self.source_crop, driving_crop, index)
+
+    def _animate_batch(self, crops: list[np.ndarray], start: int) -> list[AnimatedFrame]:
+        batch = np.stack(crops)
+        results = self.model.animate(self._source_state, batch, self._reference_state, self.settings.options)
+        return [self._finish(r, c, start + i) for i, (r, c) in enumerate(zip(results, crops))]
+
+    def animate(
+        self,
+        frames: Iterable[np.ndarray],
+        reference_frame: np.ndarray | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[AnimatedFrame]:
+        """Animate driving frames in order, in batches; yields one AnimatedFrame per frame.
+
+        Relative motion is measured against ``reference_frame`` (default: the first frame). Each
+        output depends only on its own frame and the reference, so animating with the best frame as
+        reference is the same as FOMM's demo animating forward and backward from it.
+        """
+        self._require_source()
+        self.start_clip()
+        if reference_frame is not None:
+            self.set_reference(reference_frame)
+        pending: list[np.ndarray] = []
+        index = 0
+        for frame in frames:
+            crop = self.driving_crop(frame)
+            if self._reference_state is None:
+                self._reference_state = self.model.prepare_driving(crop)
+            pending.append(crop)
+            if len(pending) >= max(1, self.settings.batch_size):
+                for out in self._animate_batch(pending, index):
+                    yield out
+                index += len(pending)
+                pending = []
+                if progress:
+                    progress(index)
+        if pending:
+            for out in self._animate_batch(pending, index):
+                yield out
+            index += len(pending)
+            if progress:
+                progress(index)
+        if index == 0:
+            raise BadInputError("The driving input has no frames.", "Use a video or picture with at least one frame.")
+
+    def preview(self, driving_frame: np.ndarray, reference_frame: np.ndarray | None = None) -> AnimatedFrame:
+        """Animate a single driving frame (relative to ``reference_frame``, default itself)."""
+        return next(iter(self.animate([driving_frame], reference_frame=reference_frame)))
+
+    # ------------------------------------------------------------------ live
+    def calibrate(self, frame: np.ndarray) -> None:
+        """Live mode: this webcam frame is the neutral reference."""
+        self._require_source()
+        self.start_clip()
+        self.set_reference(frame)
+
+    @property
+    def calibrated(self) -> bool:
+        return self._reference_state is not None
+
+    def animate_live(self, frame: np.ndarray) -> AnimatedFrame:
+        """Live mode: one webcam frame in, one animated frame out (first frame calibrates if needed)."""
+        self._require_source()
+        crop = self.driving_crop(frame)
+        if self._reference_state is None:
+            self._reference_state = self.model.prepare_driving(crop)
+        return self._animate_batch([crop], 0)[0]
+
+
+def _check_image(image, what: str) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 8:
+        raise BadInputError(
+            f"The {what} is not a usable RGB picture (got shape {arr.shape}, type {arr.dtype}).",
+            "Use a normal photo or video file (JPEG, PNG, MP4 ...).",
+        )
+    return arr
+
+
+def animate_file(
+    source_path,
+    driving_path,
+    out_path,
+    model: Animator,
+    settings: AnimateSettings | None = None,
+    side_by_side_path=None,
+    max_seconds: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> RenderReport:
+    """Animate a source picture file with a driving video/picture file into an MP4.
+
+    Reads the driving clip lazily (memory does not grow with its length) and writes H.264 with the
+    clip's fps and audio. Outputs are written atomically: on any error or cancel, nothing is left
+    at ``out_path`` (an existing file there stays as it was).
+    """
+    from talking_head import video, viz
+
+    settings = settings or AnimateSettings()
+    started = time.perf_counter()
+    source = video.load_image(source_path)
+    engine = Engine(model, settings)
+    warnings = engine.set_source(source)
+
+    reader = video.VideoReader(driving_path)
+    total = reader.frame_count
+    if max_seconds:
+        total = min(total, max(1, int(round(max_seconds * reader.fps))))
+
+    def frames():
+        for i, frame in enumerate(video.VideoReader(driving_path)):
+            if i >= total:
+                return
+            if cancel and cancel():
+                raise Cancelled("The render was cancelled.", "Nothing was written.")
+            yield frame
+
+    reference_index = 0
+    if settings.reference == "best":
+        reference_index = engine.find_best_frame(frames())
+    elif isinstance(settings.reference, int) or (isinstance(settings.reference, str) and settings.reference.isdigit()):
+        reference_index = int(settings.reference)
+        if not 0 <= reference_index < max(total, 1):
+            raise BadInputError(
+                f"Reference frame {reference_index} is outside the driving clip (it has {total} frames).",
+                f"Choose an index from 0 to {total - 1}.",
+            )
+    reference = None
+    if reference_index:
+        for i, frame in enumerate(video.VideoReader(driving_path)):
+            if i == reference_index:
+                reference = frame
+                break
+
+    audio_from = driving_path if reader.has_audio else None
+    done = 0
+    writers = [video.VideoWriter(out_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds)]
+    if side_by_side_path:
+        writers.append(video.VideoWriter(side_by_side_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds))
+    try:
+        for w in writers:
+            w.__enter__()
+        for animated in engine.animate(frames(), reference_frame=reference):
+            writers[0].write(animated.output)
+            if side_by_side_path:
+                writers[1].write(viz.side_by_side_frame(animated))
+            done += 1
+            if progress:
+                progress(done, total)
+    except BaseException as exc:
+        for w in writers:
+            w.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    for w in writers:
+        w.__exit__(None, None, None)
+    return RenderReport(
+        path=Path(out_path),
+        frames=done,
+        fps=reader.fps,
+        seconds=time.perf_counter() - started,
+        reference_index=reference_index,
+        has_audio=audio_from is not None,
+        warnings=warnings,
+        side_by_side_path=Path(side_by_side_path) if side_by_side_path else None,
+    )
