@@ -1,3 +1,89 @@
 from talking_head.cards import Control, ModelCard, WeightFile  # noqa: F401
 
-CARDS: list[ModelCard] = []
+_REPO = "KwaiVGI/LivePortrait"
+
+# The published models.yaml ``model_params`` (src/config/models.yaml).
+MODEL_PARAMS = {
+    "appearance_feature_extractor_params": {
+        "image_channel": 3, "block_expansion": 64, "num_down_blocks": 2, "max_features": 512,
+        "reshape_channel": 32, "reshape_depth": 16, "num_resblocks": 6,
+    },
+    "motion_extractor_params": {"num_kp": 21, "backbone": "convnextv2_tiny"},
+    "warping_module_params": {
+        "num_kp": 21, "block_expansion": 64, "max_features": 512, "num_down_blocks": 2, "reshape_channel": 32,
+        "estimate_occlusion_map": True,
+        "dense_motion_params": {"block_expansion": 32, "max_features": 1024, "num_blocks": 5, "reshape_depth": 16, "compress": 4},
+    },
+    "spade_generator_params": {"upscale": 2, "block_expansion": 64, "max_features": 512, "num_down_blocks": 2},
+    "stitching_retargeting_module_params": {
+        "stitching": {"input_size": 126, "hidden_sizes": [128, 128, 64], "output_size": 65},
+        "lip": {"input_size": 65, "hidden_sizes": [128, 128, 64], "output_size": 63},
+        "eye": {"input_size": 66, "hidden_sizes": [256, 256, 128, 128, 64], "output_size": 63},
+    },
+}
+
+CONTROLS = (
+    Control("stitching", "bool", True, label="Stitching",
+            help="Let the stitching network keep the shoulders/crop border still (recommended)."),
+    Control("driving_multiplier", "float", 1.0, label="Motion strength", minimum=0.0, maximum=2.0, step=0.05,
+            help="Scale the keypoint motion: x_d = x_s + (x_d - x_s) * strength."),
+    Control("animation_region", "choice", "all", label="Animated region", choices=("all", "exp", "pose", "lip", "eyes"),
+            help="all: pose and expression; exp: expression only; pose: head pose only; lip / eyes: those keypoints only."),
+    Control("driving_option", "choice", "expression-friendly", label="Driving option",
+            choices=("expression-friendly", "pose-friendly"),
+            help="expression-friendly rescales relative motion by the keypoint-hull volume ratio of source and reference."),
+    Control("normalize_lip", "bool", False, label="Close source lips first",
+            help="Relative motion: close the source's mouth before animating (needs the source lip ratio)."),
+    Control("eye_retargeting", "bool", False, label="Eye retargeting",
+            help="Drive eye openness with the eye MLP from the driving eye ratios (or the slider). With relative motion "
+                 "this replaces the driving motion, as in the original."),
+    Control("eye_open", "float", 0.35, label="Target eye-open ratio", minimum=0.0, maximum=0.8, step=0.01,
+            help="Used by eye retargeting when no driving eye ratios are available, and by pose editing."),
+    Control("lip_retargeting", "bool", False, label="Lip retargeting",
+            help="Drive mouth openness with the lip MLP from the driving lip ratios (or the slider). With relative "
+                 "motion this replaces the driving motion, as in the original."),
+    Control("lip_open", "float", 0.0, label="Target lip-open ratio", minimum=0.0, maximum=0.8, step=0.01,
+            help="Used by lip retargeting when no driving lip ratios are available, and by pose editing."),
+    Control("pitch", "float", 0.0, label="Pitch offset (deg)", minimum=-30.0, maximum=30.0, step=1.0,
+            help="Added to the head pitch (nod) of every frame."),
+    Control("yaw", "float", 0.0, label="Yaw offset (deg)", minimum=-45.0, maximum=45.0, step=1.0,
+            help="Added to the head yaw (turn) of every frame."),
+    Control("roll", "float", 0.0, label="Roll offset (deg)", minimum=-30.0, maximum=30.0, step=1.0,
+            help="Added to the head roll (tilt) of every frame."),
+)
+
+CARDS: list[ModelCard] = [
+    ModelCard(
+        name="liveportrait.human",
+        family="liveportrait",
+        title="LivePortrait (human)",
+        description=(
+            "Implicit 3-D keypoints with head pose, expression, stitching and eye/lip retargeting; "
+            "animates a 256x256 face crop into a 512x512 result."
+        ),
+        good_at="Realistic faces, large expression range, head turns, eye and lip control, editing a still photo's pose.",
+        bad_at="Big head rotations beyond ~30 degrees, non-human faces, long hair and shoulders far from the face.",
+        resolution=256,
+        license="MIT",
+        paper="https://arxiv.org/abs/2407.03168",
+        code="https://github.com/KwaiVGI/LivePortrait",
+        files=(
+            WeightFile("liveportrait/appearance_feature_extractor.pth", _REPO, "liveportrait/base_models/appearance_feature_extractor.pth", size_mb=3.4),
+            WeightFile("liveportrait/motion_extractor.pth", _REPO, "liveportrait/base_models/motion_extractor.pth", size_mb=113.0),
+            WeightFile("liveportrait/warping_module.pth", _REPO, "liveportrait/base_models/warping_module.pth", size_mb=182.0),
+            WeightFile("liveportrait/spade_generator.pth", _REPO, "liveportrait/base_models/spade_generator.pth", size_mb=222.0),
+            WeightFile("liveportrait/stitching_retargeting_module.pth", _REPO,
+                       "liveportrait/retargeting_models/stitching_retargeting_module.pth", size_mb=2.4),
+        ),
+        modes=("relative", "absolute"),
+        default_mode="relative",
+        controls=CONTROLS,
+        options={"model_params": MODEL_PARAMS, "output_resolution": 512},
+        notes=(
+            "Crops come from our MediaPipe pipeline, not the original's InsightFace crop, so framing differs a "
+            "little from the original app. Eye/lip ratios for retargeting are approximated from MediaPipe "
+            "landmarks (the original uses its own 203-point landmark model, which is not needed here). "
+            "Output is 512x512 for a 256x256 input."
+        ),
+    )
+]
