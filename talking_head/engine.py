@@ -12,7 +12,7 @@ audio, written atomically. The live modes use ``calibrate`` + ``animate_live``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -89,6 +89,8 @@ class Engine:
         self._source_state = None
         self._reference_state = None
         self._tracker: facelib.FaceTracker | None = None
+        self._ratio_mesh: facelib.FaceMesh | None = None
+        self._last_ratios: dict | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -116,9 +118,14 @@ class Engine:
         else:
             box = full_frame_box(image.shape)
         crop = facelib.crop(image, box, self._source_size(box))
-        self._source_state = self.model.prepare_source(crop)
-        self.source_image, self.source_box, self.source_crop = image, box, crop
         self.source_landmarks = None
+        if self.model.uses_face_ratios:
+            self.source_landmarks = _landmarks_once(crop)
+            ratios = None if self.source_landmarks is None else facelib.eye_lip_ratios(self.source_landmarks)
+            self._source_state = self.model.prepare_source(crop, ratios=ratios)
+        else:
+            self._source_state = self.model.prepare_source(crop)
+        self.source_image, self.source_box, self.source_crop = image, box, crop
         self._reference_state = None
         return warnings
 
@@ -131,6 +138,10 @@ class Engine:
         """Forget the previous clip's face track (call before a new driving clip)."""
         self._tracker = None
         self._reference_state = None
+        self._last_ratios = None
+        if self._ratio_mesh is not None:
+            self._ratio_mesh.close()
+            self._ratio_mesh = None
 
     def driving_crop(self, frame: np.ndarray) -> np.ndarray:
         frame = _check_image(frame, "driving frame")
@@ -158,11 +169,7 @@ class Engine:
         mesh = facelib.FaceMesh(static_image_mode=False)
         try:
             if self.source_landmarks is None:
-                with_mesh = facelib.FaceMesh(static_image_mode=True)
-                try:
-                    self.source_landmarks = with_mesh.landmarks(self.source_crop)
-                finally:
-                    with_mesh.close()
+                self.source_landmarks = _landmarks_once(self.source_crop)
             if self.source_landmarks is None:
                 return 0
             target = facelib.pose_expression_signature(self.source_landmarks)
@@ -189,9 +196,28 @@ class Engine:
             output = result.frame
         return AnimatedFrame(output, result, self.source_crop, driving_crop, index)
 
+    def _options_for(self, crops: list[np.ndarray]) -> TransferOptions:
+        """The settings' options, plus per-frame driving eye/lip ratios when the model uses them."""
+        options = self.settings.options
+        if not (self.model.uses_face_ratios and any(options.extra.get(k) for k in self.model.RATIO_OPTIONS)):
+            return options
+        if self._ratio_mesh is None:
+            self._ratio_mesh = facelib.FaceMesh(static_image_mode=False)
+        eyes, lips = [], []
+        for crop in crops:
+            lm = self._ratio_mesh.landmarks(crop)
+            if lm is not None:
+                self._last_ratios = facelib.eye_lip_ratios(lm)
+            if self._last_ratios is None:
+                return options  # no face seen yet: the model falls back to its sliders
+            eyes.append((self._last_ratios["eye_left"], self._last_ratios["eye_right"]))
+            lips.append(self._last_ratios["lip"])
+        extra = dict(options.extra, driving_eye_ratio=np.asarray(eyes, np.float32), driving_lip_ratio=np.asarray(lips, np.float32))
+        return replace(options, extra=extra)
+
     def _animate_batch(self, crops: list[np.ndarray], start: int) -> list[AnimatedFrame]:
         batch = np.stack(crops)
-        results = self.model.animate(self._source_state, batch, self._reference_state, self.settings.options)
+        results = self.model.animate(self._source_state, batch, self._reference_state, self._options_for(crops))
         return [self._finish(r, c, start + i) for i, (r, c) in enumerate(zip(results, crops))]
 
     def animate(
@@ -255,6 +281,15 @@ class Engine:
         if self._reference_state is None:
             self._reference_state = self.model.prepare_driving(crop)
         return self._animate_batch([crop], 0)[0]
+
+
+def _landmarks_once(image: np.ndarray) -> np.ndarray | None:
+    """Face-mesh landmarks of one still picture (None when no face is found)."""
+    mesh = facelib.FaceMesh(static_image_mode=True)
+    try:
+        return mesh.landmarks(image)
+    finally:
+        mesh.close()
 
 
 def _check_image(image, what: str) -> np.ndarray:

@@ -329,6 +329,9 @@ class LivePortraitAnimator(Animator):
     """LivePortrait on ``device``. ``half``: True runs the networks under fp16 autocast on CUDA (keypoint
     math stays float32, as in the original); "bf16" uses bfloat16 autocast on any device."""
 
+    uses_face_ratios = True
+    RATIO_OPTIONS = ("eye_retargeting", "lip_retargeting")
+
     def __init__(self, card: ModelCard, device, networks: LivePortraitNetworks, half: bool | str = False):
         super().__init__(card, device)
         self.nets = networks.to(device).eval()

@@ -1,0 +1,267 @@
+"""What the studio's tabs share: loaded models, model-card text, options from UI values, examples.
+
+Knows Gradio only where it must (``user_error``); everything else is plain Python so the desktop
+live mode can use it too.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from talking_head import hub
+from talking_head.cards import Control, ModelCard
+from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.models.base import Animator, TransferOptions
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = PROJECT_ROOT / "examples"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
+NATIVE_SIZE = "model native"
+OUTPUT_SIZES = (NATIVE_SIZE, "256", "384", "512", "768", "1024")
+
+
+# ----------------------------------------------------------------------------------------- models
+
+
+class SharedModel(Animator):
+    """A loaded model shared by every session: calls into it take turns (one lock per model).
+
+    Engines hold per-session state; the model itself is shared, and some families keep helpers
+    (face-mesh trackers, caches) that are not safe to use from two threads at once.
+    """
+
+    def __init__(self, inner: Animator):
+        super().__init__(inner.card, inner.device)
+        self.inner = inner
+        self.lock = threading.RLock()
+
+    def prepare_source(self, image):
+        with self.lock:
+            return self.inner.prepare_source(image)
+
+    def prepare_driving(self, image):
+        with self.lock:
+            return self.inner.prepare_driving(image)
+
+    def animate(self, source, frames, reference, options):
+        with self.lock:
+            return self.inner.animate(source, frames, reference, options)
+
+    def __getattr__(self, name):  # family extras such as edit_pose; the caller takes the lock
+        return getattr(self.inner, name)
+
+
+class ModelPool:
+    """Models loaded once per process, by registry name."""
+
+    def __init__(self, device: str | None = None):
+        self.device = device
+        self._models: dict[str, SharedModel] = {}
+        self._lock = threading.Lock()
+
+    def loaded(self, name: str) -> bool:
+        return name in self._models
+
+    def get(self, name: str, progress: Callable[[float, str], None] | None = None, allow_download: bool = True
+            ) -> SharedModel:
+        """The model behind ``name``, loading (and downloading, when allowed) it on first use."""
+        from talking_head.registry import get_card, load_model
+
+        get_card(name)  # UnknownModelError before anything else
+        with self._lock:
+            if name not in self._models:
+                model = load_model(name, device=self.device, allow_download=allow_download, progress=progress)
+                self._models[name] = SharedModel(model)
+            return self._models[name]
+
+
+# ----------------------------------------------------------------------------------------- cards
+
+
+def weights_status(card: ModelCard) -> tuple[str, list[str]]:
+    """('present' | 'missing' | 'none needed', one line per weight file)."""
+    if not card.files:
+        return "none needed", []
+    lines, missing = [], 0
+    for wf in card.files:
+        found = hub.find_file(wf)
+        size = f" ({wf.size_mb:.0f} MB)" if wf.size_mb else ""
+        if found is not None:
+            lines.append(f"`{wf.filename}`{size}: present ({found})")
+            continue
+        missing += 1
+        if wf.on_hub:
+            lines.append(f"`{wf.filename}`{size}: missing; on the Hugging Face Hub as {wf.hf_repo_type} "
+                         f"`{wf.hf_repo}`, file `{wf.hf_path}`")
+        else:
+            lines.append(f"`{wf.filename}`{size}: missing; not on the Hub: get it from {wf.url or 'its authors'} "
+                         f"and put it at `{hub.local_path(wf)}`")
+    return ("present" if missing == 0 else "missing"), lines
+
+
+def status_mark(card: ModelCard) -> str:
+    state, _ = weights_status(card)
+    return {"present": "ready", "none needed": "ready", "missing": "weights missing"}[state]
+
+
+def model_choices(cards: list[ModelCard]) -> list[tuple[str, str]]:
+    """Dropdown (label, value) pairs: the name and whether it can run now."""
+    return [(f"{c.name} ({status_mark(c)})", c.name) for c in cards]
+
+
+def downloadable(card: ModelCard) -> bool:
+    """Missing files that are all on the Hub (so a download can fix it)."""
+    missing = [wf for wf in card.files if hub.find_file(wf) is None]
+    return bool(missing) and all(wf.on_hub for wf in missing)
+
+
+def card_markdown(card: ModelCard) -> str:
+    state, lines = weights_status(card)
+    res = f"{card.resolution} px" if card.resolution else "any size (runs at the picture's own resolution)"
+    out = [f"### {card.title} (`{card.name}`)", card.description, ""]
+    if card.good_at:
+        out.append(f"**Good at:** {card.good_at}")
+    if card.bad_at:
+        out.append(f"**Weak at:** {card.bad_at}")
+    out.append(f"**Resolution:** {res} · **modes:** {', '.join(card.modes)}")
+    out.append(f"**License:** {card.license}")
+    links = [f"[paper]({card.paper})" if card.paper else "", f"[code]({card.code})" if card.code else ""]
+    if any(links):
+        out.append("**Published:** " + " · ".join(x for x in links if x))
+    out.append(f"**Weights:** {state}")
+    out.extend(f"- {line}" for line in lines)
+    if card.notes:
+        out.append("")
+        out.append(card.notes)
+    return "\n\n".join(out[:3]) + "\n\n" + "  \n".join(out[3:])
+
+
+def models_table(cards: list[ModelCard]) -> list[list[str]]:
+    """Rows for the Models tab: name, weights, resolution, title, license (first sentence, shortened)."""
+    rows = []
+    for c in cards:
+        state, _ = weights_status(c)
+        license_ = c.license.split(". ")[0]
+        license_ = license_ if len(license_) <= 48 else license_[:47] + "…"
+        rows.append([c.name, state, str(c.resolution or "any"), c.title, license_])
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- options
+
+
+def transfer_options(card: ModelCard, motion: str, adapt_scale: bool, mode: str | None, extra: dict) -> TransferOptions:
+    """UI words -> TransferOptions. ``motion``: 'relative' | 'absolute'; ``mode``: a family mode or None."""
+    options = TransferOptions(relative=(motion != "absolute"), adapt_scale=bool(adapt_scale), extra=dict(extra))
+    if mode and mode not in ("relative", "absolute"):
+        options.mode = mode
+        options.relative = mode != "standard"
+    elif motion in card.modes:
+        options.mode = motion
+    options.resolved_mode(card)  # BadInputError naming the modes when wrong
+    return options
+
+
+def control_values(card: ModelCard, given: dict[str, Any] | None) -> dict:
+    """Defaults of ``card.controls`` updated with ``given``; unknown names are refused."""
+    known = {c.name: c for c in card.controls}
+    values = {c.name: c.default for c in card.controls}
+    for name, value in (given or {}).items():
+        if name not in known:
+            raise BadInputError(f"Model '{card.name}' has no control '{name}'.",
+                                "Its controls are: " + (", ".join(sorted(known)) or "none") + ".")
+        values[name] = coerce_control(known[name], value)
+    return values
+
+
+def coerce_control(control: Control, value):
+    if value is None:
+        return control.default
+    if control.kind == "bool":
+        return bool(value)
+    if control.kind == "int":
+        return int(round(float(value)))
+    if control.kind == "float":
+        return float(value)
+    if control.kind == "choice" and value not in control.choices:
+        raise BadInputError(f"Bad value '{value}' for control '{control.name}'.", "Use one of " + ", ".join(control.choices))
+    return value
+
+
+def parse_reference(kind: str, index) -> str | int:
+    if kind == "index":
+        return int(index or 0)
+    return "best" if kind == "best" else "first"
+
+
+def parse_output_size(value) -> int | None:
+    if value in (None, "", NATIVE_SIZE):
+        return None
+    return int(value)
+
+
+# ----------------------------------------------------------------------------------------- examples
+
+
+def example_files(kind: str) -> list[Path]:
+    """Pictures ('image') or clips ('video') shipped in examples/ (searched recursively)."""
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    suffixes = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
+    return sorted(p for p in EXAMPLES_DIR.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def fallback_source() -> Path | None:
+    """A public-domain portrait that ships with matplotlib (Grace Hopper), when examples/ has none."""
+    try:
+        import matplotlib.cbook
+
+        path = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    except (ImportError, OSError, ValueError):
+        return None
+    return path if path.is_file() else None
+
+
+def default_sources() -> list[Path]:
+    found = example_files("image")
+    if found:
+        return found
+    fb = fallback_source()
+    return [fb] if fb else []
+
+
+# ----------------------------------------------------------------------------------------- misc
+
+
+def user_error(exc: Exception):
+    """A gr.Error carrying the message and hint of a TalkingHeadError (no traceback for the user)."""
+    import gradio as gr
+
+    if isinstance(exc, TalkingHeadError):
+        return gr.Error(exc.user_message().replace("\n", " "), duration=None, print_exception=False)
+    return gr.Error(f"{type(exc).__name__}: {exc}", duration=None)
+
+
+def as_uint8_rgb(image) -> np.ndarray | None:
+    if image is None:
+        return None
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
+
+
+def gpu(duration: int = 120) -> Callable:
+    """``spaces.GPU`` on Hugging Face ZeroGPU Spaces (when ``spaces`` is importable), else a no-op."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return lambda fn: fn
+
+    return spaces.GPU(duration=duration)
