@@ -129,6 +129,12 @@ class Engine:
         self._reference_state = None
         return warnings
 
+    @property
+    def source_state(self):
+        """The model's prepared source (for model-specific calls such as LivePortrait's ``edit_pose``)."""
+        self._require_source()
+        return self._source_state
+
     def _require_source(self):
         if self._source_state is None:
             raise BadInputError("No source picture is set.", "Choose a source face picture first.")

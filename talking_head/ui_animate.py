@@ -290,8 +290,8 @@ class Studio:
             raise BadInputError(f"Model '{model_name}' cannot re-pose a still photo.",
                                 "Pick a LivePortrait model for pose editing.")
         engine = Engine(model, None)
-        engine.set_source(video.load_image(_path_of(source)))  # face detection and crop
-        state = model.prepare_source(engine.source_crop)
+        engine.set_source(video.load_image(_path_of(source)))  # face detection, crop, source-only work
+        state = engine.source_state
         fn = model.inner.edit_pose
         params = inspect.signature(fn).parameters
         extra = control_values(card, {k: v for k, v in values.items() if k in {c.name for c in card.controls}})

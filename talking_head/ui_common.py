@@ -38,14 +38,16 @@ class SharedModel(Animator):
         super().__init__(inner.card, inner.device)
         self.inner = inner
         self.lock = threading.RLock()
+        self.uses_face_ratios = inner.uses_face_ratios
+        self.RATIO_OPTIONS = inner.RATIO_OPTIONS
 
-    def prepare_source(self, image):
+    def prepare_source(self, image, **kwargs):
         with self.lock:
-            return self.inner.prepare_source(image)
+            return self.inner.prepare_source(image, **kwargs)
 
-    def prepare_driving(self, image):
+    def prepare_driving(self, image, **kwargs):
         with self.lock:
-            return self.inner.prepare_driving(image)
+            return self.inner.prepare_driving(image, **kwargs)
 
     def animate(self, source, frames, reference, options):
         with self.lock:
