@@ -334,13 +334,12 @@ def animate_file(
     warnings = engine.set_source(source)
 
     reader = video.VideoReader(driving_path)
-    total = reader.frame_count
-    if max_seconds:
-        total = min(total, max(1, int(round(max_seconds * reader.fps))))
+    max_frames = max(1, int(round(max_seconds * reader.fps))) if max_seconds else None
+    total = reader.frame_count if max_frames is None else min(reader.frame_count, max_frames)  # for progress only
 
     def frames():
         for i, frame in enumerate(video.VideoReader(driving_path)):
-            if i >= total:
+            if max_frames is not None and i >= max_frames:
                 return
             if cancel and cancel():
                 raise Cancelled("The render was cancelled.", "Nothing was written.")
@@ -351,17 +350,18 @@ def animate_file(
         reference_index = engine.find_best_frame(frames())
     elif isinstance(settings.reference, int) or (isinstance(settings.reference, str) and settings.reference.isdigit()):
         reference_index = int(settings.reference)
-        if not 0 <= reference_index < max(total, 1):
-            raise BadInputError(
-                f"Reference frame {reference_index} is outside the driving clip (it has {total} frames).",
-                f"Choose an index from 0 to {total - 1}.",
-            )
     reference = None
     if reference_index:
-        for i, frame in enumerate(video.VideoReader(driving_path)):
-            if i == reference_index:
+        seen = 0
+        for seen, frame in enumerate(video.VideoReader(driving_path), start=1):
+            if seen - 1 == reference_index:
                 reference = frame
                 break
+        if reference is None:
+            raise BadInputError(
+                f"Reference frame {reference_index} is outside the driving clip (it has {seen} frames).",
+                f"Choose an index from 0 to {max(seen - 1, 0)}.",
+            )
 
     audio_from = driving_path if reader.has_audio else None
     done = 0
@@ -369,21 +369,21 @@ def animate_file(
     if side_by_side_path:
         writers.append(video.VideoWriter(side_by_side_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds))
     try:
-        for w in writers:
-            w.__enter__()
         for animated in engine.animate(frames(), reference_frame=reference):
             writers[0].write(animated.output)
             if side_by_side_path:
                 writers[1].write(viz.side_by_side_frame(animated))
             done += 1
             if progress:
-                progress(done, total)
-    except BaseException as exc:
+                progress(done, max(total, done))
+        for w in writers:  # encode everything first: an error here leaves no output at all
+            w.finish()
+    except BaseException:
         for w in writers:
-            w.__exit__(type(exc), exc, exc.__traceback__)
+            w.abort()
         raise
     for w in writers:
-        w.__exit__(None, None, None)
+        w.commit()
     return RenderReport(
         path=Path(out_path),
         frames=done,

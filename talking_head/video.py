@@ -343,6 +343,7 @@ class VideoWriter:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._temps: list[Path] = []
+        self._ready: Path | None = None  # finished temp file, waiting for commit()
         self._done = False
         if self.path.exists() and self.path.is_dir():
             raise TalkingHeadError(
@@ -431,10 +432,14 @@ class VideoWriter:
             )
         return out
 
-    def close(self) -> Path:
-        """Finish encoding, add audio, and move the result onto ``path``; returns ``path``."""
-        if self._done:
-            return self.path
+    def finish(self) -> None:
+        """Finish encoding and add audio into a temp file beside ``path``; ``commit()`` moves it there.
+
+        Two outputs that belong together (video + side-by-side) are finished first and committed
+        after, so an error in either leaves neither.
+        """
+        if self._done or self._ready is not None:
+            return
         try:
             if self._proc is None or self.frames_written == 0:
                 raise TalkingHeadError(
@@ -447,16 +452,31 @@ class VideoWriter:
                     f"Encoding {_describe(self.path)} failed: {self._ffmpeg_log() or f'ffmpeg exit {code}'}.",
                     "Check there is free disk space and that the folder is writable.",
                 )
-            final = self._mux_audio(self._video_tmp)
-            os.chmod(final, 0o666 & ~_umask())
-            os.replace(final, self.path)
-            self._temps.remove(final)
+            self._ready = self._mux_audio(self._video_tmp)
+            os.chmod(self._ready, 0o666 & ~_umask())
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> Path:
+        """Move the finished file onto ``path`` (atomic rename); returns ``path``."""
+        if self._done:
+            return self.path
+        self.finish()
+        try:
+            os.replace(self._ready, self.path)
+            self._temps.remove(self._ready)
         except BaseException:
             self.abort()
             raise
         self._cleanup()
         self._done = True
         return self.path
+
+    def close(self) -> Path:
+        """Finish encoding, add audio, and move the result onto ``path``; returns ``path``."""
+        self.finish()
+        return self.commit()
 
     def abort(self) -> None:
         """Stop encoding and delete temp files; an existing file at ``path`` stays as it was."""
