@@ -5,7 +5,13 @@ Cards are plain data. Each family lists its cards in ``talking_head/model_cards/
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from talking_head.errors import BadInputError
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,77 @@ class Control:
     choices: tuple[str, ...] = ()
     help: str = ""
 
+    def coerce(self, value, model: str = ""):
+        """``value`` (a Python value, or a string such as "true" or "0.5") as this control's kind.
+
+        None gives the default. A value of the wrong kind, out of [minimum, maximum] or not one of
+        ``choices`` raises BadInputError saying what is allowed (``model`` names the card in it).
+        """
+        if value is None:
+            return self.default
+        try:
+            return self._typed(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
+        owner = f" of {model}" if model else ""
+        raise BadInputError(f"Bad value '{value}' for control '{self.name}'{owner}.", f"Use {self.allowed()}.")
+
+    def allowed(self) -> str:
+        """What values this control takes, in words."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        lo = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        hi = "inf" if self.maximum is None else f"{self.maximum:g}"
+        return f"a{'n integer' if self.kind == 'int' else ' number'} from {lo} to {hi}"
+
+    def _typed(self, value):
+        """The typed value; ValueError/TypeError when ``value`` does not fit."""
+        if self.kind == "bool":
+            return _as_bool(value)
+        if self.kind in ("float", "int"):
+            number = _as_number(value, integer=self.kind == "int")
+            if self.minimum is not None and number < self.minimum:
+                raise ValueError(value)
+            if self.maximum is not None and number > self.maximum:
+                raise ValueError(value)
+            return number
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(value)
+            return value
+        raise ValueError(f"control '{self.name}' has an unknown kind '{self.kind}'")
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(value)
+    if isinstance(value, float) or not (value == 0 or value == 1):  # bool, numpy bool, 0/1 ints pass
+        raise ValueError(value)
+    return bool(value)
+
+
+def _as_number(value, integer: bool) -> int | float:
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, str):
+        number = int(value.strip()) if integer else float(value)
+    else:
+        number = float(value)
+        if integer:
+            if not number.is_integer():
+                raise ValueError(value)
+            number = int(number)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -71,3 +148,17 @@ class ModelCard:
     @property
     def needs_weights(self) -> bool:
         return bool(self.files)
+
+    def control_values(self, given: dict | None = None) -> dict:
+        """Every control's default, updated with ``given`` ({name: value}, each checked by Control.coerce).
+
+        A name that is not one of this card's controls raises BadInputError listing the known ones.
+        """
+        known = {c.name: c for c in self.controls}
+        values = {c.name: c.default for c in self.controls}
+        for name, value in (given or {}).items():
+            if name not in known:
+                raise BadInputError(f"Model '{self.name}' has no control '{name}'.",
+                                    "Its controls are: " + (", ".join(sorted(known)) or "none") + ".")
+            values[name] = known[name].coerce(value, self.name)
+        return values

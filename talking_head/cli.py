@@ -25,77 +25,19 @@ EXIT_CANCELLED = 130
 
 
 def parse_control_values(card, pairs: list[str]) -> dict:
-    """``["name=value", ...]`` -> {name: typed value}, checked against ``card.controls``."""
-    controls = {c.name: c for c in card.controls}
-    known = ", ".join(sorted(controls)) or "none"
-    values: dict = {}
+    """``["name=value", ...]`` -> every control's value (defaults for those not given), checked by the card."""
+    given: dict = {}
     for pair in pairs or []:
         if "=" not in pair:
+            known = ", ".join(sorted(c.name for c in card.controls)) or "none"
             raise BadInputError(f"--set expects name=value, got '{pair}'.", f"Controls of {card.name}: {known}.")
         name, raw = (s.strip() for s in pair.split("=", 1))
-        if name not in controls:
-            raise BadInputError(f"Model '{card.name}' has no control '{name}'.", f"Its controls are: {known}.")
-        values[name] = _typed_value(controls[name], raw, card.name)
-    return values
-
-
-def _typed_value(control, raw: str, model: str):
-    kind = control.kind
-    try:
-        if kind == "bool":
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind in ("float", "int"):
-            value = float(raw) if kind == "float" else int(raw)
-            if control.minimum is not None and value < control.minimum:
-                raise ValueError(raw)
-            if control.maximum is not None and value > control.maximum:
-                raise ValueError(raw)
-            return value
-        if kind == "choice":
-            if raw not in control.choices:
-                raise ValueError(raw)
-            return raw
-        return raw
-    except ValueError:
-        pass
-    if kind == "bool":
-        allowed = "true or false"
-    elif kind == "choice":
-        allowed = "one of " + ", ".join(control.choices)
-    else:
-        lo = "-inf" if control.minimum is None else f"{control.minimum:g}"
-        hi = "inf" if control.maximum is None else f"{control.maximum:g}"
-        allowed = f"a{'n integer' if kind == 'int' else ' number'} from {lo} to {hi}"
-    raise BadInputError(f"Bad value '{raw}' for control '{control.name}' of {model}.", f"Use {allowed}.")
-
-
-def transfer_options(card, mode: str | None, adapt_scale: bool | None, controls: dict):
-    """CLI mode words -> TransferOptions: 'relative'/'absolute' work for every family."""
-    from talking_head.models.base import TransferOptions
-
-    options = TransferOptions(extra=dict(controls))
-    if adapt_scale is not None:
-        options.adapt_scale = adapt_scale
-    if mode in (None, "relative"):
-        options.relative = True
-        options.mode = "relative" if mode and "relative" in card.modes else None
-    elif mode == "absolute":
-        options.relative = False
-        options.mode = "absolute" if "absolute" in card.modes else None
-    else:
-        options.relative = mode != "standard"
-        options.mode = mode
-    options.resolved_mode(card)  # raises BadInputError naming the card's modes
-    return options
+        given[name] = raw
+    return card.control_values(given)
 
 
 def animate_settings(args, card):
-    from talking_head.engine import AnimateSettings
+    from talking_head.engine import AnimateSettings, transfer_options
 
     if args.best_frame and args.reference is not None:
         raise BadInputError("--best-frame and --reference cannot be used together.", "Pick one of them.")

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from talking_head import face as facelib
+from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, TalkingHeadError
 from talking_head.models.base import Animator, FrameResult, TransferOptions
 from talking_head.motion import best_frame_index
@@ -46,6 +47,32 @@ class AnimateSettings:
         scale = facelib.CROP_SCALE if self.crop_scale is None else self.crop_scale
         offset_y = facelib.CROP_OFFSET_Y if self.crop_offset_y is None else self.crop_offset_y
         return {"scale": scale, "offset": (0.0, offset_y)}
+
+
+def transfer_options(card: ModelCard, mode: str | None = None, adapt_scale: bool | None = None,
+                     extra: dict | None = None) -> TransferOptions:
+    """Mode words -> TransferOptions for ``card``, the same for the CLI, the studio and live mode.
+
+    ``mode``: None or 'relative' (the default), 'absolute', or one of the card's own modes.
+    'relative'/'absolute' work for every family: absolute means 'standard' on families that have
+    no 'absolute' mode (MRAA, TPSMM). ``adapt_scale`` None keeps the default (on). ``extra``: the
+    control values (see ``ModelCard.control_values``). A mode the card lacks raises BadInputError
+    naming the card's modes.
+    """
+    options = TransferOptions(extra=dict(extra or {}))
+    if adapt_scale is not None:
+        options.adapt_scale = bool(adapt_scale)
+    if not mode or mode == "relative":
+        options.relative = True
+        options.mode = "relative" if mode and "relative" in card.modes else None
+    elif mode == "absolute":
+        options.relative = False
+        options.mode = "absolute" if "absolute" in card.modes else None
+    else:
+        options.relative = mode != "standard"
+        options.mode = mode
+    options.resolved_mode(card)  # BadInputError naming the card's modes
+    return options
 
 
 @dataclass

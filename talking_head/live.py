@@ -338,7 +338,8 @@ def _open_virtual_camera(width: int, height: int, fps: float, wanted: bool | Non
 
 
 def _source_list(paths: list[str]) -> list[Path]:
-    from talking_head.ui_common import IMAGE_SUFFIXES, default_sources
+    from talking_head.examples import default_sources
+    from talking_head.video import IMAGE_SUFFIXES
 
     if not paths:
         found = default_sources()
@@ -509,9 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     """Desktop live mode; returns an exit status (2 for a user error)."""
     args = build_parser().parse_args(argv)
     try:
-        from talking_head.engine import AnimateSettings
+        from talking_head.engine import AnimateSettings, transfer_options
         from talking_head.registry import get_card, load_model
-        from talking_head.ui_common import control_values, transfer_options
 
         sources = _source_list(args.source)
         camera = CameraFeed(args.camera, loop=not args.no_loop)
@@ -519,8 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             model = load_model(args.model, device=args.device, allow_download=not args.offline,
                                progress=lambda f, msg: print(f"{msg} {f:.0%}", file=sys.stderr))
             card = get_card(args.model)
-            options = transfer_options(card, "absolute" if args.absolute else "relative", True, None,
-                                       control_values(card, None))
+            options = transfer_options(card, "absolute" if args.absolute else "relative", True,
+                                       card.control_values())
             settings = AnimateSettings(options=options, auto_crop=not args.no_crop, batch_size=1)
             app = DesktopLive(model, sources, camera, settings, height=args.height,
                               show_window=not args.headless, virtual_camera=args.virtual_camera)

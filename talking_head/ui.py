@@ -7,8 +7,9 @@ Works offline with the ``landmark`` model; every other model is listed with its 
 """
 from __future__ import annotations
 
+from talking_head.examples import EXAMPLES_DIR, fallback_source
 from talking_head.registry import DEFAULT_MODEL, list_models
-from talking_head.ui_common import EXAMPLES_DIR, ModelPool, card_markdown, fallback_source, models_table
+from talking_head.ui_common import ModelPool, card_markdown, models_table
 
 TITLE = "Talking-head studio"
 INTRO = (

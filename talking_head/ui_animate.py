@@ -22,19 +22,17 @@ import numpy as np
 from talking_head import hub
 from talking_head.cards import Control, ModelCard
 from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.examples import example_files
 from talking_head.registry import get_card
 from talking_head.ui_common import (
     NATIVE_SIZE,
     OUTPUT_SIZES,
     ModelPool,
     card_markdown,
-    control_values,
     downloadable,
-    example_files,
     gpu,
     model_choices,
     parse_output_size,
-    transfer_options,
     user_error,
     weights_status,
 )
@@ -78,7 +76,7 @@ class RenderRequest:
         return cls(Path(_path_of(source)), Path(_path_of(driving)), model or "landmark", dict(options or {}))
 
     def settings(self, card: ModelCard, with_controls: bool = True):
-        from talking_head.engine import AnimateSettings
+        from talking_head.engine import AnimateSettings, transfer_options
 
         o = self.options
         known = {"mode", "adapt_scale", "reference", "auto_crop", "crop_scale", "paste_back", "output_size",
@@ -86,11 +84,8 @@ class RenderRequest:
         unknown = sorted(set(o) - known)
         if unknown:
             raise BadInputError(f"Unknown option(s): {', '.join(unknown)}.", OPTIONS_HELP)
-        mode = o.get("mode") or "relative"
-        motion = "absolute" if mode in ("absolute", "standard") else "relative"
-        extra = control_values(card, o.get("controls") if with_controls else None)
-        options = transfer_options(card, motion, o.get("adapt_scale", True),
-                                   None if mode in ("relative", "absolute") else mode, extra)
+        extra = card.control_values(o.get("controls") if with_controls else None)
+        options = transfer_options(card, o.get("mode") or "relative", bool(o.get("adapt_scale", True)), extra)
         reference = o.get("reference", "first")
         if isinstance(reference, float) or (isinstance(reference, str) and reference.strip().lstrip("-").isdigit()):
             reference = int(reference)
@@ -282,7 +277,7 @@ class Studio:
     # -- pose editing (LivePortrait and any family with edit_pose)
     def edit_pose(self, source, model_name: str, values: dict) -> np.ndarray:
         from talking_head import video
-        from talking_head.engine import Engine
+        from talking_head.engine import Engine, transfer_options
 
         card = get_card(model_name)
         model = self.pool.get(model_name, allow_download=False)
@@ -294,13 +289,13 @@ class Studio:
         state = engine.source_state
         fn = model.inner.edit_pose
         params = inspect.signature(fn).parameters
-        extra = control_values(card, {k: v for k, v in values.items() if k in {c.name for c in card.controls}})
+        extra = card.control_values({k: v for k, v in values.items() if k in {c.name for c in card.controls}})
         kwargs = {k: v for k, v in extra.items() if k in params}
         for ratio, switch in (("eye_open", "eye_retargeting"), ("lip_open", "lip_retargeting")):
             if ratio in kwargs and not extra.get(switch):
                 kwargs[ratio] = None  # retarget eyes/lips only when asked
         if "options" in params:
-            kwargs["options"] = transfer_options(card, "relative", True, None, extra)
+            kwargs["options"] = transfer_options(card, "relative", True, extra)
         with model.lock:
             result = fn(state, **kwargs)
         frame = getattr(result, "frame", result)

@@ -1,25 +1,20 @@
-"""What the studio's tabs share: loaded models, model-card text, options from UI values, examples.
+"""What the studio's tabs share: loaded models, model-card text, UI values -> settings.
 
-Knows Gradio only where it must (``user_error``); everything else is plain Python so the desktop
-live mode can use it too.
+Knows Gradio only where it must (``user_error``). Option logic shared with the CLI and the desktop
+live mode lives below the UI: ``engine.transfer_options`` and ``ModelCard.control_values``.
 """
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from talking_head import hub
-from talking_head.cards import Control, ModelCard
-from talking_head.errors import BadInputError, TalkingHeadError
-from talking_head.models.base import Animator, TransferOptions
+from talking_head.cards import ModelCard
+from talking_head.errors import TalkingHeadError
+from talking_head.models.base import Animator
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = PROJECT_ROOT / "examples"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 NATIVE_SIZE = "model native"
 OUTPUT_SIZES = (NATIVE_SIZE, "256", "384", "512", "768", "1024")
 
@@ -156,44 +151,6 @@ def models_table(cards: list[ModelCard]) -> list[list[str]]:
 # ----------------------------------------------------------------------------------------- options
 
 
-def transfer_options(card: ModelCard, motion: str, adapt_scale: bool, mode: str | None, extra: dict) -> TransferOptions:
-    """UI words -> TransferOptions. ``motion``: 'relative' | 'absolute'; ``mode``: a family mode or None."""
-    options = TransferOptions(relative=(motion != "absolute"), adapt_scale=bool(adapt_scale), extra=dict(extra))
-    if mode and mode not in ("relative", "absolute"):
-        options.mode = mode
-        options.relative = mode != "standard"
-    elif motion in card.modes:
-        options.mode = motion
-    options.resolved_mode(card)  # BadInputError naming the modes when wrong
-    return options
-
-
-def control_values(card: ModelCard, given: dict[str, Any] | None) -> dict:
-    """Defaults of ``card.controls`` updated with ``given``; unknown names are refused."""
-    known = {c.name: c for c in card.controls}
-    values = {c.name: c.default for c in card.controls}
-    for name, value in (given or {}).items():
-        if name not in known:
-            raise BadInputError(f"Model '{card.name}' has no control '{name}'.",
-                                "Its controls are: " + (", ".join(sorted(known)) or "none") + ".")
-        values[name] = coerce_control(known[name], value)
-    return values
-
-
-def coerce_control(control: Control, value):
-    if value is None:
-        return control.default
-    if control.kind == "bool":
-        return bool(value)
-    if control.kind == "int":
-        return int(round(float(value)))
-    if control.kind == "float":
-        return float(value)
-    if control.kind == "choice" and value not in control.choices:
-        raise BadInputError(f"Bad value '{value}' for control '{control.name}'.", "Use one of " + ", ".join(control.choices))
-    return value
-
-
 def parse_reference(kind: str, index) -> str | int:
     if kind == "index":
         return int(index or 0)
@@ -204,36 +161,6 @@ def parse_output_size(value) -> int | None:
     if value in (None, "", NATIVE_SIZE):
         return None
     return int(value)
-
-
-# ----------------------------------------------------------------------------------------- examples
-
-
-def example_files(kind: str) -> list[Path]:
-    """Pictures ('image') or clips ('video') shipped in examples/ (searched recursively)."""
-    if not EXAMPLES_DIR.is_dir():
-        return []
-    suffixes = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
-    return sorted(p for p in EXAMPLES_DIR.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-
-
-def fallback_source() -> Path | None:
-    """A public-domain portrait that ships with matplotlib (Grace Hopper), when examples/ has none."""
-    try:
-        import matplotlib.cbook
-
-        path = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    except (ImportError, OSError, ValueError):
-        return None
-    return path if path.is_file() else None
-
-
-def default_sources() -> list[Path]:
-    found = example_files("image")
-    if found:
-        return found
-    fb = fallback_source()
-    return [fb] if fb else []
 
 
 # ----------------------------------------------------------------------------------------- misc

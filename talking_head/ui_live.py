@@ -11,16 +11,10 @@ import gradio as gr
 from talking_head import video
 from talking_head.cards import ModelCard
 from talking_head.errors import TalkingHeadError
+from talking_head.examples import default_sources
 from talking_head.live import LiveSession
 from talking_head.registry import get_card
-from talking_head.ui_common import (
-    ModelPool,
-    control_values,
-    default_sources,
-    gpu,
-    model_choices,
-    transfer_options,
-)
+from talking_head.ui_common import ModelPool, gpu, model_choices
 
 STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
@@ -30,7 +24,7 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
               session: LiveSession | None):
     """One webcam frame -> (animated picture or None to keep the last one, readout text, session)."""
     from talking_head import viz
-    from talking_head.engine import AnimateSettings
+    from talking_head.engine import AnimateSettings, transfer_options
 
     session = session if isinstance(session, LiveSession) else LiveSession()
     if frame is None:
@@ -42,7 +36,7 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
         try:
             card = get_card(model_name)
             model = pool.get(model_name, allow_download=False)
-            options = transfer_options(card, motion, True, None, control_values(card, None))
+            options = transfer_options(card, motion, True, card.control_values())
             settings = AnimateSettings(options=options, batch_size=1)
             session.configure(model, video.load_image(source_path), settings, key=key)
         except TalkingHeadError as exc:
