@@ -168,23 +168,12 @@ def _weights_lines(card) -> tuple[str, list[str]]:
     """('present'/'missing'/'none needed', one line per file saying where it is or where to get it)."""
     from talking_head import hub
 
-    if not card.files:
-        return "none needed", []
-    lines, missing = [], 0
-    for wf in card.files:
-        found = hub.find_file(wf)
+    state, files = hub.weights_status(card)
+    lines = []
+    for wf, found in files:
         size = f", {wf.size_mb:.0f} MB" if wf.size_mb else ""
-        if found is not None:
-            lines.append(f"{wf.filename}: present at {found}")
-            continue
-        missing += 1
-        if wf.on_hub:
-            lines.append(f"{wf.filename}: missing{size}; downloaded on first use from Hugging Face "
-                         f"{wf.hf_repo_type} {wf.hf_repo} ({wf.hf_path})")
-        else:
-            lines.append(f"{wf.filename}: missing{size}; get it from {wf.url or 'the authors'} "
-                         f"and put it at {hub.local_path(wf)}")
-    return ("present" if not missing else "missing"), lines
+        lines.append(f"{wf.filename}: present at {found}" if found else f"{wf.filename}: missing{size}; {hub.where_to_get(wf)}")
+    return state, lines
 
 
 def cmd_models(args) -> int:

@@ -68,6 +68,21 @@ def weights_present(card: ModelCard) -> bool:
     return all(find_file(wf) is not None for wf in card.files)
 
 
+def where_to_get(wf: WeightFile) -> str:
+    """Where a missing file comes from, in words: the Hub location, or the page to get it and where to put it."""
+    if wf.on_hub:
+        return f"downloaded on first use from Hugging Face {wf.hf_repo_type} {wf.hf_repo} ({wf.hf_path})"
+    return f"get it from {wf.url or 'its authors'} and put it at {local_path(wf)}"
+
+
+def weights_status(card: ModelCard) -> tuple[str, list[tuple[WeightFile, Path | None]]]:
+    """('present' | 'missing' | 'none needed', [(file, local path or None), ...]); no network access."""
+    if not card.files:
+        return "none needed", []
+    found = [(wf, find_file(wf)) for wf in card.files]
+    return ("missing" if any(p is None for _, p in found) else "present"), found
+
+
 def _offline_env() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 

@@ -80,24 +80,20 @@ class ModelPool:
 
 
 def weights_status(card: ModelCard) -> tuple[str, list[str]]:
-    """('present' | 'missing' | 'none needed', one line per weight file)."""
-    if not card.files:
-        return "none needed", []
-    lines, missing = [], 0
-    for wf in card.files:
-        found = hub.find_file(wf)
+    """('present' | 'missing' | 'none needed', one Markdown line per weight file)."""
+    state, files = hub.weights_status(card)
+    lines = []
+    for wf, found in files:
         size = f" ({wf.size_mb:.0f} MB)" if wf.size_mb else ""
         if found is not None:
             lines.append(f"`{wf.filename}`{size}: present ({found})")
-            continue
-        missing += 1
-        if wf.on_hub:
+        elif wf.on_hub:
             lines.append(f"`{wf.filename}`{size}: missing; on the Hugging Face Hub as {wf.hf_repo_type} "
                          f"`{wf.hf_repo}`, file `{wf.hf_path}`")
         else:
             lines.append(f"`{wf.filename}`{size}: missing; not on the Hub: get it from {wf.url or 'its authors'} "
                          f"and put it at `{hub.local_path(wf)}`")
-    return ("present" if missing == 0 else "missing"), lines
+    return state, lines
 
 
 def status_mark(card: ModelCard) -> str:
