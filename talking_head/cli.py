@@ -135,19 +135,24 @@ def cmd_animate(args) -> int:
 
 
 class _Bar:
-    def __init__(self):
-        from tqdm import tqdm
+    """A tqdm bar that appears with the first animated frame (not before the inputs are checked)."""
 
-        self._tqdm = tqdm(total=None, unit="frame", desc="animating", file=sys.stderr, dynamic_ncols=True)
+    def __init__(self):
+        self._tqdm = None
 
     def update(self, done: int, total: int) -> None:
+        if self._tqdm is None:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm(total=total or None, unit="frame", desc="animating", file=sys.stderr, dynamic_ncols=True)
         if total and self._tqdm.total != total:
             self._tqdm.total = max(total, done)
             self._tqdm.refresh()
         self._tqdm.update(done - self._tqdm.n)
 
     def close(self) -> None:
-        self._tqdm.close()
+        if self._tqdm is not None:
+            self._tqdm.close()
 
 
 def _progress_bar(quiet: bool):
