@@ -15,6 +15,7 @@ import pytest
 import torch
 from skimage import data, transform
 
+from talking_head import motion
 from talking_head.errors import CheckpointError
 from talking_head.model_cards.fomm import CARDS, model_params
 from talking_head.models import fomm
@@ -216,10 +217,10 @@ def test_absolute_ignores_the_reference_and_relative_needs_one(model, source):
 # ---------------------------------------------------------------- keypoint transfer maths
 def test_movement_scale_is_ratio_of_hull_sizes():
     points = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 2))
-    assert fomm.movement_scale(points * 2, points) == pytest.approx(2.0)
-    assert fomm.movement_scale(points, points + 0.3) == pytest.approx(1.0)
+    assert motion.movement_scale(points * 2, points) == pytest.approx(2.0)
+    assert motion.movement_scale(points, points + 0.3) == pytest.approx(1.0)
     line = np.stack([np.linspace(-1, 1, 10), np.zeros(10)], axis=1)
-    assert fomm.movement_scale(points, line) == 1.0
+    assert motion.movement_scale(points, line) == 1.0
 
 
 def test_relative_jacobian_order():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head import load_model
+from talking_head import load_model, motion
 from talking_head.errors import BadInputError, CheckpointError
 from talking_head.models import monkeynet
 from talking_head.models.base import TransferOptions, norm_to_pixels
@@ -189,7 +189,7 @@ def test_modes_move_keypoints_as_published(nemo):
         np.testing.assert_allclose(r.source_keypoints, r.driving_keypoints, atol=1e-4)
     assert not np.array_equal(rel[1].frame, absolute[1].frame)
     # adapt_scale: movement scaled by sqrt(hull(source)) / sqrt(hull(reference))
-    scale = monkeynet.hull_scale(source.mean_np, reference.mean_np)
+    scale = motion.movement_scale(source.mean_np, reference.mean_np)
     assert abs(scale - 1) > 1e-3
     np.testing.assert_allclose(scaled[1].source_keypoints - kp_src, (rel[1].source_keypoints - kp_src) * scale, atol=1e-3)
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head import registry
+from talking_head import motion, registry
 from talking_head.errors import BadInputError, CheckpointError, WeightsMissingError
 from talking_head.models import mraa
-from talking_head.models.base import TransferOptions, to_tensor
+from talking_head.models.base import TransferOptions, grid_to_pixels, to_tensor
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "mraa-vox256.npz"
 
@@ -233,7 +233,7 @@ def target_keypoints(model, state, frame, reference, options) -> np.ndarray:
     with torch.inference_mode():
         driving = model.region_predictor(to_tensor(frame, model.device))
         target = model.transfer(state, driving, reference, options.resolved_mode(model.card), options.adapt_scale)
-        return mraa.grid_to_pixels(target.shift[0], frame.shape[0]).numpy()
+        return grid_to_pixels(target.shift[0], frame.shape[0], align_corners=False).numpy()
 
 
 def identity_motion_bound(size: int, grid: int) -> float:
@@ -269,10 +269,10 @@ def test_relative_scale_and_reference(vox):
     ref = model.prepare_driving(ref_img)
     plain = model.animate(state, drv[None], ref, TransferOptions(adapt_scale=False))[0]
     plain_target = target_keypoints(model, state, drv, ref, TransferOptions(adapt_scale=False))
-    expected = plain.driving_keypoints - mraa.grid_to_pixels(ref.regions.shift[0], 256).numpy() + plain.source_keypoints
+    expected = plain.driving_keypoints - grid_to_pixels(ref.regions.shift[0], 256, align_corners=False).numpy() + plain.source_keypoints
     np.testing.assert_allclose(plain_target, expected, atol=1e-3)
     # the published relative mode scales the movement by the region-hull size ratio
-    scale = mraa.movement_scale(state.shift_np, ref.shift_np)
+    scale = motion.movement_scale(state.shift_np, ref.shift_np)
     assert abs(scale - 1) > 1e-3
     moved_by = target_keypoints(model, state, drv, ref, TransferOptions()) - plain.source_keypoints
     np.testing.assert_allclose(moved_by, (plain_target - plain.source_keypoints) * scale, atol=1e-3)
@@ -305,9 +305,9 @@ def test_bad_inputs(vox):
 
 def test_polyline_hull_area():
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]])
-    assert mraa.hull_area(square) == pytest.approx(1.0)
-    assert mraa.hull_area(np.array([[0, 0], [1, 1], [2, 2]])) == 0.0
-    assert mraa.movement_scale(square, square * 2) == pytest.approx(0.5)
+    assert motion.hull_area(square) == pytest.approx(1.0)
+    assert motion.hull_area(np.array([[0, 0], [1, 1], [2, 2]])) == 0.0
+    assert motion.movement_scale(square, square * 2) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("name", ["mraa.ted384", "mraa.mgif256"])

@@ -14,6 +14,7 @@ import pytest
 import torch
 from skimage import data, transform
 
+from talking_head import motion
 from talking_head.errors import BadInputError, CheckpointError
 from talking_head.models import tpsmm
 from talking_head.models.base import TransferOptions, to_tensor
@@ -222,12 +223,12 @@ def test_relative_needs_a_reference_and_scale_is_optional(small, face, driving):
     with pytest.raises(BadInputError, match="reference"):
         small.animate(src, driving[:1], None, TransferOptions(mode="relative"))
     ref = small.prepare_driving(driving[2])
-    assert tpsmm.movement_scale(src.hull_area, ref.hull_area) != pytest.approx(1.0, abs=1e-4)
+    assert motion.area_scale(src.hull_area, ref.hull_area) != pytest.approx(1.0, abs=1e-4)
     frames = to_tensor(driving[1:2], small.device)
     scaled = small.forward(src, frames, ref, TransferOptions())
     plain = small.forward(src, frames, ref, TransferOptions(adapt_scale=False))
     offset_scaled, offset_plain = scaled["kp_norm"] - src.keypoints, plain["kp_norm"] - src.keypoints
-    ratio = tpsmm.movement_scale(src.hull_area, ref.hull_area)
+    ratio = motion.area_scale(src.hull_area, ref.hull_area)
     torch.testing.assert_close(offset_scaled, offset_plain * ratio, atol=1e-6, rtol=1e-4)
 
 

@@ -76,7 +76,15 @@ class FrameResult:
 
 
 class Animator(ABC):
-    """A loaded model. Subclasses keep their torch modules in eval mode on ``self.device``."""
+    """A loaded model. Subclasses keep their torch modules in eval mode on ``self.device``.
+
+    ``uses_face_ratios``: the model takes eye/lip open ratios (``face.eye_lip_ratios``): the engine
+    then passes ``ratios=`` to ``prepare_source`` and, when ``RATIO_OPTIONS`` are on, per-frame
+    ``driving_eye_ratio`` (B, 2) and ``driving_lip_ratio`` (B,) in ``TransferOptions.extra``.
+    """
+
+    uses_face_ratios: bool = False
+    RATIO_OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, card: ModelCard, device):
         self.card = card
@@ -153,8 +161,75 @@ def to_uint8(images) -> np.ndarray:
     return (images.clamp(0, 1) * 255.0 + 0.5).to("cpu", dtype=__import__("torch").uint8).permute(0, 2, 3, 1).numpy()
 
 
+def cpu_state_dict(module) -> dict:
+    """A detached CPU copy of ``module.state_dict()`` (what a checkpoint file holds)."""
+    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+
+
+def with_batch_counters(module, state_dict: dict) -> dict:
+    """``state_dict`` plus the module's own BatchNorm ``num_batches_tracked`` where it has none.
+
+    Checkpoints written before torch 0.4.1 lack these counters; inference does not use them.
+    """
+    out = dict(state_dict)
+    for key, value in module.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in out:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- previews in pixels
+def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def grid_to_pixels(points, size: int | tuple[int, int], align_corners: bool):
+    """Normalised (x, y) in [-1, 1] -> pixel coordinates of an (H, W) image, as ``grid_sample`` reads them.
+
+    align_corners=True: -1 and 1 are the centres of the border pixels; False: their outer edges.
+    ``points`` (..., 2) is a numpy array or a torch tensor; the result is of the same kind.
+    """
+    h, w = _size(size)
+    x, y = points[..., 0], points[..., 1]
+    if align_corners:
+        x, y = (x + 1) * 0.5 * (w - 1), (y + 1) * 0.5 * (h - 1)
+    else:
+        x, y = ((x + 1) * w - 1) * 0.5, ((y + 1) * h - 1) * 0.5
+    if isinstance(points, np.ndarray):
+        return np.stack([x, y], axis=-1)
+    import torch
+
+    return torch.stack([x, y], dim=-1)
+
+
 def norm_to_pixels(points: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Normalised [-1, 1] (x, y), align_corners=True convention -> pixel coordinates."""
-    h, w = (size, size) if isinstance(size, int) else size
-    pts = np.asarray(points, dtype=np.float32)
-    return np.stack([(pts[..., 0] + 1) * 0.5 * (w - 1), (pts[..., 1] + 1) * 0.5 * (h - 1)], axis=-1)
+    return grid_to_pixels(np.asarray(points, dtype=np.float32), size, align_corners=True)
+
+
+def flow_to_pixels(grid, size: int | tuple[int, int], align_corners: bool):
+    """Sampling grid (B, h, w, 2) in [-1, 1] -> backward flow (B, h, w, 2) in pixels of an (H, W) output.
+
+    For each grid cell: where it samples the source (``grid_to_pixels``) minus where the cell
+    itself sits in the output, which is where a bilinear resize of the grid to (H, W) with the
+    same ``align_corners`` puts it (cell j of w: j (W - 1) / (w - 1), or (j + 0.5) W / w - 0.5).
+    """
+    import torch
+
+    h_out, w_out = _size(size)
+    _, h, w, _ = grid.shape
+
+    def centres(n: int, n_out: int):
+        i = torch.arange(n, dtype=grid.dtype, device=grid.device)
+        if align_corners:
+            return i * ((n_out - 1) / max(n - 1, 1))
+        return (i + 0.5) * (n_out / n) - 0.5
+
+    xs, ys = centres(w, w_out), centres(h, h_out)
+    where = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)], dim=-1)
+    return grid_to_pixels(grid, (h_out, w_out), align_corners) - where
+
+
+def peak_normalised(maps):
+    """Maps (..., H, W), e.g. softmax heatmaps, each divided by its own maximum (for display)."""
+    return maps / maps.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)

@@ -22,40 +22,22 @@ from talking_head.models.base import (
     Animator,
     FrameResult,
     TransferOptions,
+    cpu_state_dict,
+    flow_to_pixels,
     load_strict,
     module_dicts,
     norm_to_pixels,
+    peak_normalised,
     to_tensor,
     to_uint8,
 )
-from talking_head.models.blocks import make_coordinate_grid
 from talking_head.models.fomm_modules import KeypointDetector, OcclusionAwareGenerator
+from talking_head.motion import movement_scale, relative_points, relative_transforms
 
 MODULES = ("generator", "kp_detector")
 
 
 # ---------------------------------------------------------------- keypoint transfer
-def hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull of 2-D ``points`` in float64; 0 when they are (nearly) collinear."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    try:
-        return float(ConvexHull(np.asarray(points, dtype=np.float64)).volume)
-    except QhullError:
-        return 0.0
-
-
-def movement_scale(source_value: np.ndarray, reference_value: np.ndarray) -> float:
-    """sqrt(hull area of the source keypoints) / sqrt(hull area of the reference keypoints).
-
-    Falls back to 1 when either hull is degenerate (the published code would fail there).
-    """
-    source_area, reference_area = hull_area(source_value), hull_area(reference_value)
-    if source_area <= 0.0 or reference_area <= 0.0:
-        return 1.0
-    return float(np.sqrt(source_area) / np.sqrt(reference_area))
-
-
 def transfer_keypoints(
     kp_source: dict,
     kp_driving: dict,
@@ -75,10 +57,9 @@ def transfer_keypoints(
         out["jacobian"] = kp_driving["jacobian"]
     if not relative:
         return out
-    out["value"] = (kp_driving["value"] - kp_reference["value"]) * scale + kp_source["value"]
+    out["value"] = relative_points(kp_driving["value"], kp_reference["value"], kp_source["value"], scale)
     if relative_jacobian and "jacobian" in kp_driving:
-        change = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_reference["jacobian"]))
-        out["jacobian"] = torch.matmul(change, kp_source["jacobian"])
+        out["jacobian"] = relative_transforms(kp_driving["jacobian"], kp_reference["jacobian"], kp_source["jacobian"])
     return out
 
 
@@ -105,8 +86,7 @@ class DrivingState:
 
 def _heatmap_preview(heatmap: torch.Tensor) -> torch.Tensor:
     """(B, K, h, w) softmax heatmaps -> (B, h, w, K), each map divided by its maximum."""
-    peak = heatmap.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-    return (heatmap / peak).permute(0, 2, 3, 1)
+    return peak_normalised(heatmap).permute(0, 2, 3, 1)
 
 
 class FommAnimator(Animator):
@@ -125,7 +105,7 @@ class FommAnimator(Animator):
             dense = self.generator.dense_motion_network
             return SourceState(
                 keypoints=kp,
-                features=self.generator.encode(x),
+                features=self.generator.encode_bottom(x),
                 motion_source=dense.shrink(x),
                 value_cpu=kp["value"][0].float().cpu().numpy(),
                 heatmap_preview=_heatmap_preview(kp["heatmap"])[0].float().cpu().numpy(),
@@ -177,11 +157,7 @@ class FommAnimator(Animator):
             out = self.transfer(source, to_tensor(frames, self.device), reference, options)
             images = to_uint8(out["prediction"])
             h, w = images.shape[1:3]
-            deformation = out["deformation"]
-            grid_h, grid_w = deformation.shape[1:3]
-            identity = make_coordinate_grid(grid_h, grid_w, deformation.dtype, deformation.device)
-            half = deformation.new_tensor([(w - 1) / 2.0, (h - 1) / 2.0])
-            flow = ((deformation - identity) * half).float().cpu().numpy()
+            flow = flow_to_pixels(out["deformation"], (h, w), align_corners=True).float().cpu().numpy()
             occlusion = out.get("occlusion_map")
             masks = None if occlusion is None else (1.0 - occlusion[:, 0]).float().cpu().numpy()
             motion_masks = out["mask"].permute(0, 2, 3, 1).float().cpu().numpy()
@@ -233,8 +209,9 @@ def create(card: ModelCard, paths, device) -> FommAnimator:
 def published_checkpoints(animator: FommAnimator) -> dict[str, object]:
     """``{filename: checkpoint}`` in the published layout (unwrapped module state dicts + epoch)."""
 
-    def cpu_copy(module):
-        return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
-
-    checkpoint = {"generator": cpu_copy(animator.generator), "kp_detector": cpu_copy(animator.kp_detector), "epoch": 0}
+    checkpoint = {
+        "generator": cpu_state_dict(animator.generator),
+        "kp_detector": cpu_state_dict(animator.kp_detector),
+        "epoch": 0,
+    }
     return {animator.card.files[0].filename: checkpoint}

@@ -20,21 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.models.blocks import (
-    AntiAliasInterpolation2d,
-    DownBlock2d,
     Hourglass,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
+    WarpingGenerator,
+    combine_motions,
+    downsampler,
     heatmap_to_keypoints,
     keypoints_to_gaussian,
-    make_coordinate_grid,
+    local_affine_motions,
+    resize_bilinear,
+    resize_grid,
+    spatial_softmax,
+    warp,
+    warp_parts,
 )
-
-
-def warp(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2); FOMM's training-time semantics."""
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 class KeypointDetector(nn.Module):
@@ -73,19 +71,16 @@ class KeypointDetector(nn.Module):
             self.jacobian = None
         self.num_kp = num_kp
         self.temperature = temperature
-        self.scale_factor = scale_factor
-        if scale_factor != 1:
-            self.down = AntiAliasInterpolation2d(num_channels, scale_factor)
+        self.down = downsampler(num_channels, scale_factor)
 
     def shrink(self, image: torch.Tensor) -> torch.Tensor:
         """The detector's anti-aliased, downsampled input."""
-        return self.down(image) if self.scale_factor != 1 else image
+        return self.down(image)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.predictor(self.shrink(image))
-        logits = self.kp(features)
-        b, k, h, w = logits.shape
-        heatmap = F.softmax(logits.view(b, k, -1) / self.temperature, dim=2).view(b, k, h, w)
+        heatmap = spatial_softmax(self.kp(features), self.temperature)
+        b, k, h, w = heatmap.shape
         out = {"value": heatmap_to_keypoints(heatmap), "heatmap": heatmap}
         if self.jacobian is not None:
             maps = self.jacobian(features).reshape(b, self.num_jacobian_maps, 4, h, w)
@@ -117,14 +112,12 @@ class DenseMotionNetwork(nn.Module):
         self.mask = nn.Conv2d(features, num_kp + 1, kernel_size=7, padding=3)
         self.occlusion = nn.Conv2d(features, 1, kernel_size=7, padding=3) if estimate_occlusion_map else None
         self.num_kp = num_kp
-        self.scale_factor = scale_factor
         self.kp_variance = kp_variance
-        if scale_factor != 1:
-            self.down = AntiAliasInterpolation2d(num_channels, scale_factor)
+        self.down = downsampler(num_channels, scale_factor)
 
     def shrink(self, source: torch.Tensor) -> torch.Tensor:
         """The source at the resolution the motion is estimated at."""
-        return self.down(source) if self.scale_factor != 1 else source
+        return self.down(source)
 
     def heatmap_difference(self, kp_driving: dict, kp_source: dict, height: int, width: int) -> torch.Tensor:
         """(B, K+1, 1, h, w): driving Gaussians minus source Gaussians, zero map first (background)."""
@@ -136,36 +129,28 @@ class DenseMotionNetwork(nn.Module):
 
     def sparse_motions(self, kp_driving: dict, kp_source: dict, height: int, width: int) -> torch.Tensor:
         """(B, K+1, h, w, 2) source coordinates per keypoint: J_s inv(J_d) (z - kp_d) + kp_s; identity first."""
-        value_d = kp_driving["value"]
-        b, k = value_d.shape[:2]
-        identity = make_coordinate_grid(height, width, value_d.dtype, value_d.device)
-        offsets = identity.view(1, 1, height, width, 2) - value_d.view(b, k, 1, 1, 2)
+        jacobian = None
         if "jacobian" in kp_driving and "jacobian" in kp_source:
-            jac = torch.matmul(kp_source["jacobian"], torch.inverse(kp_driving["jacobian"]))
-            offsets = torch.matmul(jac[:, :, None, None], offsets.unsqueeze(-1)).squeeze(-1)
-        moved = offsets + kp_source["value"].view(-1, k, 1, 1, 2)
-        background = identity.view(1, 1, height, width, 2).expand(b, 1, height, width, 2)
-        return torch.cat([background, moved], dim=1)
+            jacobian = torch.matmul(kp_source["jacobian"], torch.inverse(kp_driving["jacobian"]))
+        return local_affine_motions(kp_driving["value"], kp_source["value"], jacobian, height, width)
 
     def forward(self, source_small: torch.Tensor, kp_driving: dict, kp_source: dict) -> dict[str, torch.Tensor]:
         """source_small (1 or B, C, h, w) from ``shrink``; keypoint dicts with batch B (source: 1 or B)."""
         b = kp_driving["value"].shape[0]
-        _, c, h, w = source_small.shape
-        parts = self.num_kp + 1
+        h, w = source_small.shape[2:]
         heatmaps = self.heatmap_difference(kp_driving, kp_source, h, w)
         motions = self.sparse_motions(kp_driving, kp_source, h, w)
-        sources = source_small.expand(b, c, h, w).unsqueeze(1).expand(b, parts, c, h, w).reshape(b * parts, c, h, w)
-        deformed = warp(sources, motions.reshape(b * parts, h, w, 2)).view(b, parts, c, h, w)
+        deformed = warp_parts(source_small, motions, align_corners=True)
         prediction = self.hourglass(torch.cat([heatmaps, deformed], dim=2).view(b, -1, h, w))
         mask = F.softmax(self.mask(prediction), dim=1)
-        deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)
+        deformation = combine_motions(motions, mask)
         out = {"sparse_deformed": deformed, "mask": mask, "deformation": deformation}
         if self.occlusion is not None:
             out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction))
         return out
 
 
-class OcclusionAwareGenerator(nn.Module):
+class OcclusionAwareGenerator(WarpingGenerator):
     """Encoder -> warp features by the dense motion, mask by occlusion -> ResBlocks -> decoder."""
 
     def __init__(
@@ -186,43 +171,22 @@ class OcclusionAwareGenerator(nn.Module):
         self.dense_motion_network = DenseMotionNetwork(
             num_kp=num_kp, num_channels=num_channels, estimate_occlusion_map=estimate_occlusion_map, **dense_motion_params
         )
+        self.build_layers(num_channels, block_expansion, max_features, num_down_blocks, num_bottleneck_blocks)
 
-        def width(level: int) -> int:
-            return min(max_features, block_expansion * (2**level))
-
-        self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3)
-        self.down_blocks = nn.ModuleList(
-            DownBlock2d(width(i), width(i + 1), kernel_size=3, padding=1) for i in range(num_down_blocks)
-        )
-        self.up_blocks = nn.ModuleList(
-            UpBlock2d(width(num_down_blocks - i), width(num_down_blocks - i - 1), kernel_size=3, padding=1)
-            for i in range(num_down_blocks)
-        )
-        self.bottleneck = nn.Sequential()
-        for i in range(num_bottleneck_blocks):
-            self.bottleneck.add_module(f"r{i}", ResBlock2d(width(num_down_blocks), kernel_size=3, padding=1))
-        self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=7, padding=3)
-
-    def encode(self, source: torch.Tensor) -> torch.Tensor:
-        """Source image (B, C, H, W) -> the features that get warped."""
-        out = self.first(source)
-        for block in self.down_blocks:
-            out = block(out)
-        return out
+    def encode_bottom(self, source: torch.Tensor) -> torch.Tensor:
+        """Source image (B, C, H, W) -> the lowest-resolution features, the ones that get warped."""
+        return self.encode(source)[-1]
 
     def decode(self, features: torch.Tensor, deformation: torch.Tensor, occlusion: torch.Tensor | None) -> torch.Tensor:
-        """Warp ``features`` (1 or B) by ``deformation`` (B, h, w, 2), mask, decode -> image in (0, 1)."""
-        b = deformation.shape[0]
-        features = features.expand(b, *features.shape[1:])
-        h, w = features.shape[2:]
-        if deformation.shape[1:3] != (h, w):
-            deformation = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
-            deformation = deformation.permute(0, 2, 3, 1)
-        out = warp(features, deformation)
+        """Warp ``features`` (1 or B) by ``deformation`` (B, h, w, 2), mask, decode -> image in (0, 1).
+
+        The deformation and occlusion are resized with align_corners=False, the features sampled
+        with align_corners=True, as the published model does.
+        """
+        size = features.shape[2:]
+        out = warp(features, resize_grid(deformation, size, align_corners=False), align_corners=True)
         if occlusion is not None:
-            if occlusion.shape[2:] != (h, w):
-                occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear", align_corners=False)
-            out = out * occlusion
+            out = out * resize_bilinear(occlusion, size, align_corners=False)
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)
@@ -231,5 +195,5 @@ class OcclusionAwareGenerator(nn.Module):
     def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict) -> dict[str, torch.Tensor]:
         """The published forward pass: source (B, C, H, W) and keypoint dicts -> prediction and motion."""
         motion = self.dense_motion_network(self.dense_motion_network.shrink(source), kp_driving, kp_source)
-        prediction = self.decode(self.encode(source), motion["deformation"], motion.get("occlusion_map"))
+        prediction = self.decode(self.encode_bottom(source), motion["deformation"], motion.get("occlusion_map"))
         return {**motion, "prediction": prediction}

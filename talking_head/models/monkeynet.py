@@ -18,14 +18,17 @@ from talking_head.models.base import (
     Animator,
     FrameResult,
     TransferOptions,
+    cpu_state_dict,
+    flow_to_pixels,
     load_strict,
     module_dicts,
     norm_to_pixels,
     to_tensor,
     to_uint8,
+    with_batch_counters,
 )
 from talking_head.models.monkeynet_modules import KPDetector, MotionTransferGenerator, symmetric_positive
-from talking_head.motion import movement_scale
+from talking_head.motion import movement_scale, relative_points, relative_transforms
 
 MODULES = ("generator", "kp_detector")
 
@@ -59,30 +62,16 @@ def normalization_for(mode: str, adapt_scale: bool) -> Normalization:
     return Normalization()
 
 
-def hull_scale(source_mean: np.ndarray, reference_mean: np.ndarray) -> float:
-    """sqrt(hull area(source)) / sqrt(hull area(reference)); 1 when a hull is degenerate."""
-    from scipy.spatial import QhullError
-
-    try:
-        scale = movement_scale(source_mean, reference_mean)
-    except QhullError:
-        return 1.0
-    return scale if np.isfinite(scale) and scale > 0 else 1.0
-
-
 def normalize_kp(kp_driving: dict, source: SourceState, reference: DrivingState | None, norm: Normalization) -> dict:
     """Keypoints fed to the generator (published transfer.normalize_kp, reference frame = ``reference``)."""
     mean, var = kp_driving["mean"], kp_driving["var"]
     if reference is None:  # no reference: relative to the source itself, i.e. absolute
         return {"mean": mean, "var": var}
     if norm.move_location:
-        scale = hull_scale(source.mean_np, reference.mean_np) if norm.movement_mult else 1.0
-        mean = (mean - reference.kp["mean"]) * scale + source.kp["mean"]
+        scale = movement_scale(source.mean_np, reference.mean_np) if norm.movement_mult else 1.0
+        mean = relative_points(mean, reference.kp["mean"], source.kp["mean"], scale)
     if norm.adapt_variance:
-        ref_var = reference.kp["var"]
-        eye = torch.eye(2, dtype=ref_var.dtype, device=ref_var.device).expand_as(ref_var)
-        ref_inv = torch.linalg.solve(ref_var, eye)
-        var = symmetric_positive(torch.matmul(torch.matmul(var, ref_inv), source.kp["var"]))
+        var = symmetric_positive(relative_transforms(var, reference.kp["var"], source.kp["var"]))
     return {"mean": mean, "var": var}
 
 
@@ -126,16 +115,13 @@ class MonkeyNetAnimator(Animator):
             "kp_norm": out["kp_norm"]["mean"],
             "kp_driving": out["kp_driving"]["mean"],
             "heatmaps": out["kp_driving"]["heatmap"],
-            "deformation": out["deformation"],
+            "motion": flow_to_pixels(out["deformation"], tuple(size), align_corners=True),
             "deformed": out["deformed"].permute(0, 2, 3, 1),
         }
         if out["dense_mask"] is not None:
             host["masks"] = out["dense_mask"]
         host = {k: v.float().cpu().numpy() for k, v in host.items()}
         kp_source = norm_to_pixels(source.mean_np, tuple(size))
-        h0, w0 = host["deformation"].shape[1:3]
-        identity = np.stack(np.meshgrid(np.linspace(-1, 1, w0), np.linspace(-1, 1, h0)), axis=-1).astype(np.float32)
-        to_px = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2], np.float32)
         results = []
         for i in range(images.shape[0]):
             extras = {
@@ -153,7 +139,7 @@ class MonkeyNetAnimator(Animator):
                     source_keypoints=norm_to_pixels(host["kp_norm"][i], tuple(size)),
                     driving_keypoints=norm_to_pixels(host["kp_driving"][i], tuple(size)),
                     mask=mask,
-                    motion=(host["deformation"][i] - identity) * to_px,
+                    motion=host["motion"][i],
                     extras=extras,
                 )
             )
@@ -172,36 +158,22 @@ def build_modules(card: ModelCard) -> tuple[MotionTransferGenerator, KPDetector]
     return generator, kp_detector
 
 
-def _with_batch_counters(module: torch.nn.Module, state: dict) -> dict:
-    """Checkpoints written before torch 0.4.1 lack BatchNorm ``num_batches_tracked`` (unused at inference)."""
-    own = module.state_dict()
-    out = dict(state)
-    for key, value in own.items():
-        if key.endswith("num_batches_tracked") and key not in out:
-            out[key] = value
-    return out
-
-
 def create(card: ModelCard, paths, device) -> MonkeyNetAnimator:
     generator, kp_detector = build_modules(card)
     if paths is not None:
         path = paths[0]
         dicts = module_dicts(hub.load_checkpoint(path), list(MODULES), filename=path.name)
-        load_strict(generator, _with_batch_counters(generator, dicts["generator"]), f"{card.name} generator")
-        load_strict(kp_detector, _with_batch_counters(kp_detector, dicts["kp_detector"]), f"{card.name} kp_detector")
+        load_strict(generator, with_batch_counters(generator, dicts["generator"]), f"{card.name} generator")
+        load_strict(kp_detector, with_batch_counters(kp_detector, dicts["kp_detector"]), f"{card.name} kp_detector")
     return MonkeyNetAnimator(card, generator, kp_detector, device)
-
-
-def _cpu_state(module: torch.nn.Module) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def published_checkpoints(animator: MonkeyNetAnimator) -> dict[str, object]:
     """``{filename: checkpoint}`` in the published layout (logger.save_cpk; no discriminator/optimizers here)."""
     return {
         animator.card.files[0].filename: {
-            "generator": _cpu_state(animator.generator),
-            "kp_detector": _cpu_state(animator.kp_detector),
+            "generator": cpu_state_dict(animator.generator),
+            "kp_detector": cpu_state_dict(animator.kp_detector),
             "epoch": 0,
             "it": 0,
         }

@@ -13,129 +13,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talking_head.models.blocks import make_coordinate_grid
+from talking_head.models import blocks
+from talking_head.models.blocks import (
+    Encoder,
+    ResBlock2d,
+    SameBlock2d,
+    covariance_gaussians,
+    heatmap_moments,
+    make_coordinate_grid,
+    resize_bilinear,
+    spatial_softmax,
+    warp,
+    warp_parts,
+)
 
 HEATMAP_EPS = 1e-7  # added to detector heatmaps before taking moments (published gaussian2kp)
 
 
 # ---------------------------------------------------------------- per-frame blocks
 class FrameConv(nn.Conv3d):
-    """Conv3d with a (1, k, k) kernel, run as a 2-D convolution on (N, C, H, W) frames."""
+    """Conv3d with a (1, k, k) kernel, run as a 2-D convolution on (N, C, H, W) frames.
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, groups: int = 1):
-        pad = kernel_size // 2
+    Takes ``blocks``' conv-factory arguments, so the shared blocks get the published 5-D weights.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int | None = None,
+                 groups: int = 1):
+        pad = kernel_size // 2 if padding is None else padding
         super().__init__(in_features, out_features, (1, kernel_size, kernel_size), padding=(0, pad, pad), groups=groups)
 
     def forward(self, x):
         return F.conv2d(x, self.weight[:, :, 0], self.bias, padding=self.padding[1:], groups=self.groups)
 
 
-def _norm(channels: int) -> nn.Module:
-    # SynchronizedBatchNorm3d in eval mode: running statistics, eps 1e-5, same state_dict keys.
-    return nn.BatchNorm2d(channels, affine=True)
-
-
-class DownBlock(nn.Module):
-    """conv -> BN -> ReLU -> 2x2 average pool (published DownBlock3D)."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.conv = FrameConv(in_features, out_features, 3)
-        self.norm = _norm(out_features)
-
-    def forward(self, x):
-        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), 2)
-
-
-class UpBlock(nn.Module):
-    """Nearest x2 upsampling -> conv -> BN -> ReLU (published UpBlock3D)."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.conv = FrameConv(in_features, out_features, 3)
-        self.norm = _norm(out_features)
-
-    def forward(self, x):
-        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))))
-
-
-class SameBlock(nn.Module):
-    """1x1 grouped conv -> BN -> ReLU (published SameBlock3D as the dense-motion group block)."""
-
-    def __init__(self, features: int, groups: int):
-        super().__init__()
-        self.conv = FrameConv(features, features, 1, groups=groups)
-        self.norm = _norm(features)
-
-    def forward(self, x):
-        return F.relu(self.norm(self.conv(x)))
-
-
-class ResBlock(nn.Module):
-    """Pre-activation residual block with (1, 3, 3) kernels (published ResBlock3D)."""
-
-    def __init__(self, features: int):
-        super().__init__()
-        self.conv1 = FrameConv(features, features, 3)
-        self.conv2 = FrameConv(features, features, 3)
-        self.norm1 = _norm(features)
-        self.norm2 = _norm(features)
-
-    def forward(self, x):
-        out = self.conv1(F.relu(self.norm1(x)))
-        out = self.conv2(F.relu(self.norm2(out)))
-        return out + x
-
-
-def _features(block_expansion: int, level: int, max_features: int) -> int:
-    return min(max_features, block_expansion * (2**level))
-
-
-class Encoder(nn.Module):
-    """Hourglass encoder: returns [input, down_1, ..., down_n]."""
-
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int):
-        super().__init__()
-        self.down_blocks = nn.ModuleList(
-            DownBlock(in_features if i == 0 else _features(block_expansion, i, max_features), _features(block_expansion, i + 1, max_features))
-            for i in range(num_blocks)
-        )
-
-    def forward(self, x):
-        outs = [x]
-        for block in self.down_blocks:
-            outs.append(block(outs[-1]))
-        return outs
-
-
-class Decoder(nn.Module):
-    """Hourglass decoder: up block then concat [up, skip]; optional final 3x3 conv.
+class Decoder(blocks.Decoder):
+    """``blocks.Decoder`` with per-frame convs and, unless ``last_conv`` is False, a final 3x3 conv.
 
     ``extra_features``: channels concatenated to every skip (the generator's keypoint embedding).
     """
 
-    def __init__(self, block_expansion, in_features, out_features, num_blocks, max_features, extra_features=0, last_conv=True):
-        super().__init__()
-        blocks = []
-        for i in reversed(range(num_blocks)):
-            mult = 1 if i == num_blocks - 1 else 2
-            blocks.append(UpBlock(mult * _features(block_expansion, i + 1, max_features) + extra_features, _features(block_expansion, i, max_features)))
-        self.up_blocks = nn.ModuleList(blocks)
-        self.out_features = block_expansion + in_features + extra_features
-        self.conv = FrameConv(self.out_features, out_features, 3) if last_conv else None
+    def __init__(self, block_expansion, in_features, out_features, num_blocks, max_features, extra_features=0,
+                 last_conv=True):
+        super().__init__(block_expansion, in_features, num_blocks, max_features, conv=FrameConv,
+                         extra_features=extra_features)
+        self.conv = FrameConv(self.out_filters, out_features, 3) if last_conv else None
 
     def forward(self, skips):
-        skips = list(skips)
-        out = skips.pop()
-        for block in self.up_blocks:
-            out = torch.cat([block(out), skips.pop()], dim=1)
+        out = super().forward(skips)
         return self.conv(out) if self.conv is not None else out
 
 
 class Hourglass(nn.Module):
+    """Per-frame encoder and decoder with a final conv to ``out_features`` (published Hourglass)."""
+
     def __init__(self, block_expansion, in_features, out_features, num_blocks, max_features):
         super().__init__()
-        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features)
+        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features, conv=FrameConv)
         self.decoder = Decoder(block_expansion, in_features, out_features, num_blocks, max_features)
 
     def forward(self, x):
@@ -153,13 +86,12 @@ def downsample(image: torch.Tensor, scale_factor: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- keypoint math
-def heatmap_moments(heatmap: torch.Tensor, clip_variance: float | None):
-    """Softmax heatmaps (N, K, H, W) -> mean (N, K, 2) and covariance (N, K, 2, 2), published gaussian2kp."""
-    h = heatmap.unsqueeze(-1) + HEATMAP_EPS
-    grid = make_coordinate_grid(heatmap.shape[2], heatmap.shape[3], heatmap.dtype, heatmap.device)
-    mean = (h * grid).sum(dim=(2, 3))
-    centred = grid - mean[:, :, None, None, :]
-    var = (centred.unsqueeze(-1) * centred.unsqueeze(-2) * h.unsqueeze(-1)).sum(dim=(2, 3))
+def keypoint_moments(heatmap: torch.Tensor, clip_variance: float | None):
+    """Softmax heatmaps (N, K, H, W) -> mean (N, K, 2) and covariance (N, K, 2, 2), published gaussian2kp.
+
+    With ``clip_variance``, a covariance whose smallest singular value is below it is scaled up to it.
+    """
+    mean, var = heatmap_moments(heatmap, eps=HEATMAP_EPS)
     if clip_variance:
         sg = smallest_singular(var).unsqueeze(-1)
         var = torch.clamp(sg, min=clip_variance) * var / sg
@@ -172,16 +104,6 @@ def smallest_singular(m: torch.Tensor) -> torch.Tensor:
     s1 = a**2 + b**2 + c**2 + d**2
     s2 = torch.sqrt((a**2 + b**2 - c**2 - d**2) ** 2 + 4 * (a * c + b * d) ** 2)
     return torch.sqrt((s1 - s2) / 2)
-
-
-def gaussian_heatmaps(mean: torch.Tensor, var: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Full-covariance Gaussians exp(-1/2 (g-mu)^T var^-1 (g-mu)), (N, K, H, W); published kp2gaussian."""
-    grid = make_coordinate_grid(height, width, mean.dtype, mean.device)
-    diff = grid[None, None] - mean[:, :, None, None, :]
-    eye = torch.eye(2, dtype=var.dtype, device=var.device).expand_as(var)
-    inv = torch.linalg.solve(var, eye)[:, :, None, None]
-    under = torch.matmul(torch.matmul(diff.unsqueeze(-2), inv), diff.unsqueeze(-1))
-    return torch.exp(-0.5 * under[..., 0, 0])
 
 
 def symmetric_positive(m: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
@@ -217,10 +139,8 @@ class KPDetector(nn.Module):
         self.clip_variance = clip_variance
 
     def forward(self, image: torch.Tensor) -> dict:
-        logits = self.predictor(downsample(image, self.scale_factor))
-        n, k, h, w = logits.shape
-        heatmap = F.softmax(logits.view(n, k, -1) / self.temperature, dim=2).view(n, k, h, w)
-        mean, var = heatmap_moments(heatmap, self.clip_variance)
+        heatmap = spatial_softmax(self.predictor(downsample(image, self.scale_factor)), self.temperature)
+        mean, var = keypoint_moments(heatmap, self.clip_variance)
         return {"mean": mean, "var": var, "heatmap": heatmap}
 
 
@@ -254,13 +174,13 @@ class MovementEmbedding(nn.Module):
 
     def forward(self, source_small: torch.Tensor, kp_driving: dict, kp_source: dict) -> torch.Tensor:
         """source_small: the source already downsampled by ``scale_factor`` (1 or N, C, h, w)."""
-        n, k = kp_driving["mean"].shape[:2]
+        n = kp_driving["mean"].shape[0]
         h, w = source_small.shape[2:]
         parts = []
         if self.use_heatmap:
-            heat = self._normalise(gaussian_heatmaps(kp_driving["mean"], kp_driving["var"], h, w))
+            heat = self._normalise(covariance_gaussians(kp_driving["mean"], kp_driving["var"], h, w))
             if self.heatmap_type == "difference":
-                heat = heat - self._normalise(gaussian_heatmaps(kp_source["mean"], kp_source["var"], h, w))
+                heat = heat - self._normalise(covariance_gaussians(kp_source["mean"], kp_source["var"], h, w))
             if self.add_bg:
                 heat = torch.cat([heat.new_zeros(heat.shape[0], 1, h, w), heat], dim=1)
             parts.append(heat.unsqueeze(2))
@@ -269,16 +189,11 @@ class MovementEmbedding(nn.Module):
             shift = kp_source["mean"] - kp_driving["mean"]
             if self.add_bg:
                 shift = torch.cat([shift.new_zeros(shift.shape[0], 1, 2), shift], dim=1)
-        kk = k + int(self.add_bg)
         if self.use_difference:
             parts.append(shift[:, :, :, None, None].expand(-1, -1, -1, h, w))
         if self.use_deformed_source_image:
             grid = make_coordinate_grid(h, w, shift.dtype, shift.device)
-            grids = (grid[None, None] + shift[:, :, None, None, :]).reshape(-1, h, w, 2)
-            c = source_small.shape[1]
-            src = source_small.expand(n, -1, -1, -1).unsqueeze(1).expand(-1, kk, -1, -1, -1).reshape(n * kk, c, h, w)
-            warped = F.grid_sample(src, grids, mode="bilinear", padding_mode="zeros", align_corners=True)
-            parts.append(warped.view(n, kk, c, h, w))
+            parts.append(warp_parts(source_small, grid[None, None] + shift[:, :, None, None, :], align_corners=True))
         return torch.cat(parts, dim=2).reshape(n, -1, h, w)
 
 
@@ -291,7 +206,10 @@ class DenseMotion(nn.Module):
         super().__init__()
         self.mask_embedding = MovementEmbedding(num_kp, num_channels, add_bg_feature_map=True, **mask_embedding_params)
         channels = self.mask_embedding.out_channels
-        self.group_blocks = nn.ModuleList(SameBlock(channels, num_kp + 1) for _ in range(num_group_blocks))
+        self.group_blocks = nn.ModuleList(
+            SameBlock2d(channels, channels, groups=num_kp + 1, kernel_size=1, padding=0, conv=FrameConv)
+            for _ in range(num_group_blocks)
+        )
         out = (num_kp + 1) * int(use_mask) + 2 * int(use_correction)
         self.hourglass = Hourglass(block_expansion, channels, out, num_blocks, max_features)
         self.num_kp = num_kp
@@ -330,7 +248,7 @@ class MotionTransferGenerator(nn.Module):
             raise ValueError(f"unsupported interpolation_mode {interpolation_mode!r}")
         if kp_variance != "matrix":
             raise ValueError(f"Monkey-Net port supports kp_variance='matrix' only (got {kp_variance!r}).")
-        self.appearance_encoder = Encoder(block_expansion, num_channels, num_blocks, max_features)
+        self.appearance_encoder = Encoder(block_expansion, num_channels, num_blocks, max_features, conv=FrameConv)
         self.kp_embedding_module = (
             MovementEmbedding(num_kp, num_channels, **kp_embedding_params) if kp_embedding_params is not None else None
         )
@@ -341,10 +259,10 @@ class MotionTransferGenerator(nn.Module):
             else None
         )
         self.video_decoder = Decoder(block_expansion, num_channels, num_channels, num_blocks, max_features, extra, last_conv=False)
-        features = self.video_decoder.out_features
+        features = self.video_decoder.out_filters
         self.refinement_module = nn.Sequential()
         for i in range(num_refinement_blocks):
-            self.refinement_module.add_module(f"r{i}", ResBlock(features))
+            self.refinement_module.add_module(f"r{i}", ResBlock2d(features, conv=FrameConv))
         self.refinement_module.add_module("conv-last", FrameConv(features, num_channels, 1))
         self.interpolation_mode = interpolation_mode
 
@@ -352,14 +270,13 @@ class MotionTransferGenerator(nn.Module):
         if tuple(x.shape[2:]) == tuple(size):
             return x
         if self.interpolation_mode == "trilinear":  # depth 1: bilinear, align_corners=False, no anti-aliasing
-            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            return resize_bilinear(x, size, align_corners=False)
         return F.interpolate(x, size=size, mode="nearest")
 
     def deform(self, features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
         """Warp (1 or N, C, h, w) features by the (N, h0, w0, 2) deformation resized to (h, w)."""
-        n = deformation.shape[0]
         grid = self._resize(deformation.permute(0, 3, 1, 2), features.shape[2:]).permute(0, 2, 3, 1)
-        return F.grid_sample(features.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return warp(features, grid, align_corners=True)
 
     def encode_source(self, source: torch.Tensor) -> list[torch.Tensor]:
         """Appearance skips of the source (1, C, H, W); computed once per source."""

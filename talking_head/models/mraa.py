@@ -25,8 +25,21 @@ import torch
 from talking_head import hub
 from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, CheckpointError
-from talking_head.models.base import Animator, FrameResult, TransferOptions, load_strict, module_dicts, to_tensor, to_uint8
+from talking_head.models.base import (
+    Animator,
+    FrameResult,
+    TransferOptions,
+    cpu_state_dict,
+    flow_to_pixels,
+    grid_to_pixels,
+    load_strict,
+    module_dicts,
+    peak_normalised,
+    to_tensor,
+    to_uint8,
+)
 from talking_head.models.mraa_modules import AVDNetwork, BGMotionPredictor, Generator, RegionPredictor, Regions
+from talking_head.motion import movement_scale, relative_points, relative_transforms
 
 MODES = ("standard", "relative", "avd")
 
@@ -56,67 +69,10 @@ def build_bg_predictor(model_params: dict) -> BGMotionPredictor:
 
 
 # ---------------------------------------------------------------- region transfer
-def hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull of 2-D points (monotone chain, float64); 0 for degenerate sets."""
-    pts = sorted(map(tuple, np.asarray(points, dtype=np.float64)))
-    if len(pts) < 3:
-        return 0.0
-
-    def half(seq):
-        chain: list[tuple] = []
-        for p in seq:
-            while len(chain) >= 2 and (
-                (chain[-1][0] - chain[-2][0]) * (p[1] - chain[-2][1]) - (chain[-1][1] - chain[-2][1]) * (p[0] - chain[-2][0])
-            ) <= 0:
-                chain.pop()
-            chain.append(p)
-        return chain[:-1]
-
-    hull = np.array(half(pts) + half(pts[::-1]))
-    if len(hull) < 3:
-        return 0.0
-    x, y = hull[:, 0], hull[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def movement_scale(source_shift: np.ndarray, reference_shift: np.ndarray) -> float:
-    """sqrt(hull area of the source centres) / sqrt(hull area of the reference centres); 1 if degenerate."""
-    a_src, a_ref = hull_area(source_shift), hull_area(reference_shift)
-    if a_src <= 0 or a_ref <= 0:
-        return 1.0
-    return float(np.sqrt(a_src) / np.sqrt(a_ref))
-
-
 def relative_regions(source: Regions, driving: Regions, reference: Regions, scale: float) -> Regions:
     """Source regions moved by the driving motion relative to the reference (published ``relative`` mode)."""
-    shift = (driving.shift - reference.shift) * scale + source.shift
-    affine = torch.matmul(torch.matmul(driving.affine, torch.linalg.inv(reference.affine)), source.affine)
-    return Regions(shift, driving.covar, affine)
-
-
-# ---------------------------------------------------------------- pixel conventions
-def grid_to_pixels(points: torch.Tensor, size: int) -> torch.Tensor:
-    """[-1, 1] coordinates as ``grid_sample(align_corners=False)`` reads them -> pixel coordinates."""
-    return ((points + 1) * size - 1) * 0.5
-
-
-def flow_to_pixels(deformation: torch.Tensor, size: int) -> torch.Tensor:
-    """Sampling grid (B, h, w, 2) -> backward flow (B, h, w, 2) in pixels of a ``size`` x ``size`` output.
-
-    Cell (i, j) of the h x w grid sits at output pixel ((j + 0.5) size / w - 0.5, ...), as the
-    bilinear (align_corners=False) resize of the flow places it.
-    """
-    _, h, w, _ = deformation.shape
-    xs = (torch.arange(w, dtype=deformation.dtype, device=deformation.device) + 0.5) * (size / w) - 0.5
-    ys = (torch.arange(h, dtype=deformation.dtype, device=deformation.device) + 0.5) * (size / h) - 0.5
-    where = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)], dim=-1)
-    return grid_to_pixels(deformation, size) - where
-
-
-def _preview_heatmaps(heatmap: torch.Tensor) -> torch.Tensor:
-    """Softmax region maps scaled so each region's peak is 1 (for display)."""
-    peak = heatmap.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    return heatmap / peak
+    shift = relative_points(driving.shift, reference.shift, source.shift, scale)
+    return Regions(shift, driving.covar, relative_transforms(driving.affine, reference.affine, source.affine))
 
 
 # ---------------------------------------------------------------- animator
@@ -207,12 +163,12 @@ class MRAAAnimator(Animator):
                              source.regions.expand(x.shape[0]))
         size = x.shape[-1]
         frames_u8 = to_uint8(out.prediction)
-        src_kp = grid_to_pixels(source.regions.shift[0], size).float().cpu().numpy()
-        drv_kp = grid_to_pixels(driving.shift, size).float().cpu().numpy()
+        src_kp = grid_to_pixels(source.regions.shift[0], size, align_corners=False).float().cpu().numpy()
+        drv_kp = grid_to_pixels(driving.shift, size, align_corners=False).float().cpu().numpy()
         mask = (1 - out.motion.occlusion[:, 0]).float().cpu().numpy()
-        motion = flow_to_pixels(out.motion.deformation, size).float().cpu().numpy()
-        drv_heat = _preview_heatmaps(driving.heatmap).float().cpu().numpy()
-        src_heat = _preview_heatmaps(source.regions.heatmap[0]).float().cpu().numpy()
+        motion = flow_to_pixels(out.motion.deformation, size, align_corners=False).float().cpu().numpy()
+        drv_heat = peak_normalised(driving.heatmap).float().cpu().numpy()
+        src_heat = peak_normalised(source.regions.heatmap[0]).float().cpu().numpy()
         region_masks = out.motion.mask.float().cpu().numpy()
         return [
             FrameResult(
@@ -253,10 +209,6 @@ def create(card: ModelCard, paths, device) -> MRAAAnimator:
     return MRAAAnimator(card, device, nets, has_avd)
 
 
-def _cpu_state(module: torch.nn.Module) -> dict:
-    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
-
-
 def published_checkpoints(animator: MRAAAnimator) -> dict[str, object]:
     """The animator's weights in the published file layout (``train_avd.py`` / ``Logger.save_cpk``).
 
@@ -268,11 +220,11 @@ def published_checkpoints(animator: MRAAAnimator) -> dict[str, object]:
         raise CheckpointError("published_checkpoints needs an MRAA animator.", "")
     params = animator.card.options["model_params"]
     ckpt: dict[str, object] = {
-        "generator": _cpu_state(animator.generator),
-        "region_predictor": _cpu_state(animator.region_predictor),
-        "bg_predictor": _cpu_state(build_bg_predictor(params)),
+        "generator": cpu_state_dict(animator.generator),
+        "region_predictor": cpu_state_dict(animator.region_predictor),
+        "bg_predictor": cpu_state_dict(build_bg_predictor(params)),
     }
     if animator.has_avd:
-        ckpt["avd_network"] = _cpu_state(animator.avd_network)
+        ckpt["avd_network"] = cpu_state_dict(animator.avd_network)
     ckpt["epoch_avd"] = 0
     return {animator.card.files[0].filename: ckpt}

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from talking_head import hub
@@ -27,21 +26,23 @@ from talking_head.models.base import (
     Animator,
     FrameResult,
     TransferOptions,
+    cpu_state_dict,
+    flow_to_pixels,
     load_strict,
     module_dicts,
     norm_to_pixels,
     to_tensor,
     to_uint8,
 )
-from talking_head.models.blocks import make_coordinate_grid
+from talking_head.models.blocks import resize_bilinear, resize_grid
 from talking_head.models.tpsmm_modules import (
     AVDNetwork,
     BackgroundMotionPredictor,
     DenseMotionNetwork,
     InpaintingNetwork,
     KeypointDetector,
-    resize_deformation,
 )
+from talking_head.motion import area_scale, hull_area, relative_points
 
 REQUIRED = ("kp_detector", "dense_motion_network", "inpainting_network")
 OPTIONAL = ("avd_network", "bg_predictor")
@@ -98,23 +99,6 @@ class DrivingState:
     hull_area: float
 
 
-def hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull of (K, 2) points; 0 for degenerate (collinear) sets."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    try:
-        return float(ConvexHull(np.asarray(points, dtype=np.float64)).volume)
-    except QhullError:
-        return 0.0
-
-
-def movement_scale(source_area: float, reference_area: float) -> float:
-    """sqrt(source hull area) / sqrt(reference hull area), as demo.py's relative_kp; 1 when undefined."""
-    if source_area <= 0 or reference_area <= 0:
-        return 1.0
-    return float(np.sqrt(source_area) / np.sqrt(reference_area))
-
-
 class TPSMMAnimator(Animator):
     def __init__(self, card: ModelCard, networks: TPSMMNetworks, device):
         super().__init__(card, device)
@@ -156,8 +140,8 @@ class TPSMMAnimator(Animator):
                     "Relative motion transfer needs a reference driving frame.",
                     "Pass a reference frame, or use the 'standard' mode.",
                 )
-            scale = movement_scale(source.hull_area, reference.hull_area) if options.adapt_scale else 1.0
-            return (kp_driving - reference.keypoints) * scale + source.keypoints
+            scale = area_scale(source.hull_area, reference.hull_area) if options.adapt_scale else 1.0
+            return relative_points(kp_driving, reference.keypoints, source.keypoints, scale)
         if mode == "avd":
             if self.networks.avd_network is None:
                 raise BadInputError(
@@ -212,12 +196,8 @@ class TPSMMAnimator(Animator):
 
     def _results(self, source: SourceState, prediction, kp_driving, deformation, occlusion) -> list[FrameResult]:
         h, w = prediction.shape[2:]
-        flow = resize_deformation(deformation, h, w) - make_coordinate_grid(h, w, deformation.dtype, deformation.device)
-        flow = flow * torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=flow.dtype, device=flow.device)
-        last = occlusion[-1]
-        if last.shape[2:] != (h, w):
-            last = F.interpolate(last, size=(h, w), mode="bilinear", align_corners=True)
-        mask = 1 - last[:, 0]
+        flow = flow_to_pixels(resize_grid(deformation, (h, w), align_corners=True), (h, w), align_corners=True)
+        mask = 1 - resize_bilinear(occlusion[-1], (h, w), align_corners=True)[:, 0]
         frames = to_uint8(prediction)
         flow_np = flow.float().cpu().numpy()
         mask_np = mask.float().cpu().numpy()
@@ -265,9 +245,7 @@ def published_checkpoints(animator: TPSMMAnimator) -> dict[str, object]:
     """``{filename: checkpoint}`` in the published layout: ``{module name: state_dict, ..., 'epoch'}``."""
     nets = animator.networks
     content: dict[str, object] = {
-        name: {k: v.detach().cpu().clone() for k, v in getattr(nets, name).state_dict().items()}
-        for name in REQUIRED + OPTIONAL
-        if getattr(nets, name) is not None
+        name: cpu_state_dict(getattr(nets, name)) for name in REQUIRED + OPTIONAL if getattr(nets, name) is not None
     }
     content["epoch"] = 0
     return {animator.card.files[0].filename: content}

@@ -15,17 +15,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talking_head.models import blocks
 from talking_head.models.blocks import (
-    AntiAliasInterpolation2d,
     DownBlock2d,
-    Encoder,
-    Decoder,
+    Hourglass,
     ResBlock2d,
     SameBlock2d,
     UpBlock2d,
+    combine_motions,
+    downsampler,
     instance_norm,
     keypoints_to_gaussian,
     make_coordinate_grid,
+    resize_grid,
+    warp,
+    warp_parts,
 )
 from talking_head.models.resnet import ResNet18
 
@@ -92,30 +96,16 @@ class BackgroundMotionPredictor(nn.Module):
         return torch.cat([top, bottom], dim=1)
 
 
-class AVDNetwork(nn.Module):
-    """Animation via disentanglement: pose from the driving keypoints, identity from the source's."""
+class AVDNetwork(blocks.AVDNetwork):
+    """TPSMM's AVD network: pose from the driving keypoints, identity from the source's."""
 
     def __init__(self, num_tps: int = 10, id_bottle_size: int = 64, pose_bottle_size: int = 64):
-        super().__init__()
-        size = num_tps * POINTS_PER_TPS * 2
-        self.id_encoder = self._mlp([size, 256, 512, 1024, id_bottle_size])
-        self.pose_encoder = self._mlp([size, 256, 512, 1024, pose_bottle_size])
-        self.decoder = self._mlp([pose_bottle_size + id_bottle_size, 1024, 512, 256, size])
-
-    @staticmethod
-    def _mlp(sizes: list[int]) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers += [nn.BatchNorm1d(b), nn.ReLU()]
-        return nn.Sequential(*layers)
+        super().__init__(num_tps * POINTS_PER_TPS * 2, id_bottle_size, pose_bottle_size)
 
     def forward(self, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
-        b = kp_driving.shape[0]
-        pose = self.pose_encoder(kp_driving.reshape(b, -1))
-        identity = self.id_encoder(kp_source.expand(b, -1, -1).reshape(b, -1))
-        return self.decoder(torch.cat([pose, identity], dim=1)).view(kp_driving.shape)
+        """kp_source (1 or B, K, 2), kp_driving (B, K, 2) -> keypoints (B, K, 2)."""
+        flat = super().forward(kp_source.flatten(1), kp_driving.flatten(1))
+        return flat.view(kp_driving.shape)
 
 
 # ---------------------------------------------------------------- dense motion
@@ -135,17 +125,11 @@ class DenseMotionNetwork(nn.Module):
     ):
         super().__init__()
         self.num_tps = num_tps
-        self.scale_factor = scale_factor
         self.kp_variance = kp_variance
-        if scale_factor != 1:
-            self.down = AntiAliasInterpolation2d(num_channels, scale_factor)
+        self.down = downsampler(num_channels, scale_factor)
         in_features = num_channels * (num_tps + 1) + num_tps * POINTS_PER_TPS + 1
-        self.hourglass = nn.Module()
-        self.hourglass.encoder = Encoder(block_expansion, in_features, num_blocks, max_features, norm=instance_norm)
-        self.hourglass.decoder = Decoder(block_expansion, in_features, num_blocks, max_features, norm=instance_norm)
-        decoder_channels = [
-            2 * min(max_features, block_expansion * 2**i) for i in reversed(range(1, num_blocks))
-        ] + [block_expansion + in_features]
+        self.hourglass = Hourglass(block_expansion, in_features, num_blocks, max_features, norm=instance_norm)
+        decoder_channels = self.hourglass.decoder.level_filters
         last = decoder_channels[-1]
         self.maps = nn.Conv2d(last, num_tps + 1, kernel_size=7, padding=3)
         self.up_levels = int(round(math.log2(1 / scale_factor)))
@@ -160,7 +144,7 @@ class DenseMotionNetwork(nn.Module):
 
     def downsample(self, image: torch.Tensor) -> torch.Tensor:
         """The anti-aliased low-resolution image the motion is estimated on."""
-        return self.down(image) if self.scale_factor != 1 else image
+        return self.down(image)
 
     def gaussians(self, kp: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return keypoints_to_gaussian(kp, height, width, self.kp_variance)
@@ -188,27 +172,18 @@ class DenseMotionNetwork(nn.Module):
         ``occlusion_map`` (list of (B, 1, h_i, w_i), coarse to fine) and ``deformed_source``.
         """
         b = kp_driving.shape[0]
-        _, c, h, w = source_small.shape
+        h, w = source_small.shape[2:]
         if source_gaussians is None:
             source_gaussians = self.gaussians(kp_source, h, w)
         heatmaps = self.gaussians(kp_driving, h, w) - source_gaussians
         heatmaps = torch.cat([heatmaps.new_zeros(b, 1, h, w), heatmaps], dim=1)
 
         transformations = self.transformations(kp_driving, kp_source, h, w, bg_param)
-        n = self.num_tps + 1
-        sources = source_small.expand(b, -1, -1, -1).unsqueeze(1).expand(b, n, c, h, w).reshape(b * n, c, h, w)
-        deformed = F.grid_sample(sources, transformations.reshape(b * n, h, w, 2), align_corners=True)
-        deformed = deformed.view(b, n * c, h, w)
-
-        features = self.hourglass.encoder(torch.cat([heatmaps, deformed], dim=1))
-        decoded = []
-        out = features.pop()
-        for block in self.hourglass.decoder.up_blocks:
-            out = torch.cat([block(out), features.pop()], dim=1)
-            decoded.append(out)
+        deformed = warp_parts(source_small, transformations, align_corners=True)  # (B, num_tps + 1, C, h, w)
+        decoded = self.hourglass(torch.cat([heatmaps, deformed.flatten(1, 2)], dim=1), return_all=True)
 
         contribution = F.softmax(self.maps(decoded[-1]), dim=1)
-        deformation = torch.einsum("bnhw,bnhwk->bhwk", contribution, transformations)
+        deformation = combine_motions(transformations, contribution)
 
         occlusion = [
             torch.sigmoid(self.occlusion[i](decoded[len(decoded) - self.decoder_levels + i]))
@@ -222,23 +197,14 @@ class DenseMotionNetwork(nn.Module):
             "deformation": deformation,
             "contribution_maps": contribution,
             "occlusion_map": occlusion,
-            "deformed_source": deformed.view(b, n, c, h, w),
+            "deformed_source": deformed,
         }
 
 
 # ---------------------------------------------------------------- inpainting generator
-def resize_deformation(deformation: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, h, w, 2) -> (B, height, width, 2), bilinear with align_corners=True."""
-    if deformation.shape[1:3] == (height, width):
-        return deformation
-    resized = F.interpolate(deformation.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=True)
-    return resized.permute(0, 2, 3, 1)
-
-
-def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """Sample (1 or B, C, H, W) features at a deformation (B, h, w, 2) resized to H x W."""
-    grid = resize_deformation(deformation, features.shape[2], features.shape[3])
-    return F.grid_sample(features.expand(grid.shape[0], -1, -1, -1), grid, align_corners=True)
+def warp_resized(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
+    """Sample (1 or B, C, H, W) features at a deformation (B, h, w, 2) resized to H x W (align_corners=True)."""
+    return warp(features, resize_grid(deformation, features.shape[2:], align_corners=True), align_corners=True)
 
 
 class InpaintingNetwork(nn.Module):
@@ -270,12 +236,12 @@ class InpaintingNetwork(nn.Module):
 
     def forward(self, source: torch.Tensor, encoded: list[torch.Tensor], deformation, occlusion) -> torch.Tensor:
         """Prediction (B, C, H, W) in (0, 1); ``occlusion`` coarse to fine, one per encoder level."""
-        out = warp(encoded[-1], deformation) * occlusion[0]
+        out = warp_resized(encoded[-1], deformation) * occlusion[0]
         for i in range(self.num_down_blocks):
             out = self.up_blocks[i](self.resblock[2 * i + 1](self.resblock[2 * i](out)))
-            skip = warp(encoded[-(i + 2)], deformation) * occlusion[i + 1]
+            skip = warp_resized(encoded[-(i + 2)], deformation) * occlusion[i + 1]
             if i < self.num_down_blocks - 1:
                 out = torch.cat([out, skip], dim=1)
         last = occlusion[-1]
         out = torch.sigmoid(self.final(out * (1 - last) + skip))
-        return out * (1 - last) + warp(source, deformation) * last
+        return out * (1 - last) + warp_resized(source, deformation) * last

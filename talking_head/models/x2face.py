@@ -13,8 +13,20 @@ import torch
 
 from talking_head import hub
 from talking_head.cards import ModelCard
-from talking_head.models.base import Animator, FrameResult, TransferOptions, load_strict, module_dicts, to_tensor, to_uint8
-from talking_head.models.x2face_modules import X2FaceNet, identity_grid, sample
+from talking_head.models.base import (
+    Animator,
+    FrameResult,
+    TransferOptions,
+    cpu_state_dict,
+    flow_to_pixels,
+    load_strict,
+    module_dicts,
+    to_tensor,
+    to_uint8,
+    with_batch_counters,
+)
+from talking_head.models.blocks import warp
+from talking_head.models.x2face_modules import X2FaceNet, identity_grid
 
 
 @dataclass
@@ -56,8 +68,9 @@ class X2FaceAnimator(Animator):
         grid = self.grid(frames.shape[-1])
         out = self.net.drive(frames, source.embedding["face"], grid)
         # where each output pixel comes from in the source: the embedding sampler read at the driving sampler
-        emb_sampler = source.embedding["sampler"].permute(0, 3, 1, 2).expand(frames.shape[0], -1, -1, -1)
-        out["source_sampler"] = sample(emb_sampler, out["sampler"], padding_mode="border").permute(0, 2, 3, 1)
+        emb_sampler = source.embedding["sampler"].permute(0, 3, 1, 2)
+        sampled = warp(emb_sampler, out["sampler"], align_corners=True, padding_mode="border")
+        out["source_sampler"] = sampled.permute(0, 2, 3, 1)
         return out
 
     @torch.inference_mode()
@@ -65,12 +78,10 @@ class X2FaceAnimator(Animator):
         options.resolved_mode(self.card)  # validates an explicit mode; X2Face has only 'absolute'
         out = self.run(source, to_tensor(frames, self.device))
         images = to_uint8(out["prediction"])
-        size = frames.shape[2]
-        to_px = (size - 1) / 2
-        grid = self.grid(size)
+        size = frames.shape[1:3]
         host = {
-            "motion": (out["source_sampler"] - grid) * to_px,
-            "driving_flow": (out["sampler"] - grid) * to_px,
+            "motion": flow_to_pixels(out["source_sampler"], size, align_corners=True),
+            "driving_flow": flow_to_pixels(out["sampler"], size, align_corners=True),
             "embedding": out["embedding"],
         }
         host = {k: v.float().cpu().numpy() for k, v in host.items()}
@@ -106,17 +117,12 @@ def create(card: ModelCard, paths, device) -> X2FaceAnimator:
         checkpoint = hub.load_checkpoint(path)
         if "state_dict" not in checkpoint and any(str(k).startswith("pix2pix") for k in checkpoint):
             checkpoint = {"state_dict": checkpoint}  # a bare state dict (e.g. re-saved without the wrapper)
-        state = dict(module_dicts(checkpoint, ["state_dict"], filename=path.name)["state_dict"])
-        for key, value in net.state_dict().items():  # torch 0.2 checkpoints have no BatchNorm counters
-            if key.endswith("num_batches_tracked") and key not in state:
-                state[key] = value
-        load_strict(net, state, f"{card.name} (UnwrappedFaceWeightedAverage)")
+        state = module_dicts(checkpoint, ["state_dict"], filename=path.name)["state_dict"]
+        load_strict(net, with_batch_counters(net, state), f"{card.name} (UnwrappedFaceWeightedAverage)")
     return X2FaceAnimator(card, net, device)
 
 
 def published_checkpoints(animator: X2FaceAnimator) -> dict[str, object]:
     """``{filename: checkpoint}`` as train_model.py wrote it under torch 0.2 (no optimizer, no BN counters)."""
-    state = {
-        k: v.detach().cpu().clone() for k, v in animator.net.state_dict().items() if not k.endswith("num_batches_tracked")
-    }
+    state = {k: v for k, v in cpu_state_dict(animator.net).items() if not k.endswith("num_batches_tracked")}
     return {animator.card.files[0].filename: {"state_dict": state}}

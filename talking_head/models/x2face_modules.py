@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talking_head.models.blocks import warp
+
 
 class UNetLevel(nn.Module):
     """One level of the published UnetSkipConnectionBlockBetterUpsampler.
@@ -103,11 +105,6 @@ def identity_grid(size: int, device=None) -> torch.Tensor:
     return torch.from_numpy(grid).to(device)
 
 
-def sample(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """Bilinear grid_sample with torch 0.2 semantics (aligned corners)."""
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
-
-
 class X2FaceNet(nn.Module):
     """UnwrappedFaceWeightedAverage(output_num_channels=2, input_num_channels=3, inner_nc)."""
 
@@ -123,7 +120,7 @@ class X2FaceNet(nn.Module):
         raw, _ = self.pix2pixUnwrapped(sources)
         sampler = torch.tanh(raw[:, :2]).permute(0, 2, 3, 1) + grid
         confidence = raw[:, 2:3].exp() + 0.1
-        weighted = sample(sources, sampler) * confidence
+        weighted = warp(sources, sampler, align_corners=True) * confidence
         face = weighted.sum(0, keepdim=True) / confidence.sum(0, keepdim=True)
         return {"raw": raw, "sampler": sampler, "confidence": confidence, "face": face}
 
@@ -131,5 +128,5 @@ class X2FaceNet(nn.Module):
         """Driving frames (N, 3, H, W) -> where each output pixel samples the embedded face, and the output."""
         out, bottleneck = self.pix2pixSampler(frames)
         sampler = torch.tanh(out).permute(0, 2, 3, 1) + grid
-        prediction = sample(face.expand(frames.shape[0], -1, -1, -1), sampler)
+        prediction = warp(face, sampler, align_corners=True)
         return {"raw": out, "embedding": bottleneck.flatten(1), "sampler": sampler, "prediction": prediction.clamp(0, 1)}

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 
 from talking_head.models.base import to_tensor
-from talking_head.models.mraa import MRAAAnimator, build_bg_predictor, build_networks, movement_scale
+from talking_head.models.mraa import MRAAAnimator, build_bg_predictor, build_networks
+from talking_head.motion import movement_scale
 from talking_head.registry import get_card
 from tests.parity_runners import checkpoint_keys, fill_module
 

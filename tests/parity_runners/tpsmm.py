@@ -11,6 +11,7 @@ import torch
 from talking_head.cards import ModelCard
 from talking_head.models import tpsmm
 from talking_head.models.base import TransferOptions, to_tensor
+from talking_head.motion import area_scale
 from tests.parity_runners import fill_module
 
 MODULES = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network", "bg_predictor")
@@ -46,7 +47,7 @@ def run(fixture: dict) -> dict[str, np.ndarray]:
     out = {
         "kp_source.fg_kp": source.keypoints[0].numpy(),
         "bg_params": animator.networks.bg_predictor(source.image, driving).numpy(),
-        "relative.movement_scale": np.float64(tpsmm.movement_scale(source.hull_area, reference.hull_area)),
+        "relative.movement_scale": np.float64(area_scale(source.hull_area, reference.hull_area)),
         "dense_motion.source_down": _nhwc(source.small)[0],
     }
     for mode in ("standard", "relative", "avd"):
