@@ -21,6 +21,7 @@ import numpy as np
 from talking_head import face as facelib
 from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.face_ratios import RatioEstimator
 from talking_head.models.base import Animator, FrameResult, TransferOptions
 from talking_head.motion import best_frame_index
 
@@ -116,7 +117,7 @@ class Engine:
         self._source_state = None
         self._reference_state = None
         self._tracker: facelib.FaceTracker | None = None
-        self._ratio_mesh: facelib.FaceMesh | None = None
+        self._ratios: RatioEstimator | None = None  # made on first use, for models that use eye/lip ratios
         self._last_ratios: dict | None = None
 
     # ------------------------------------------------------------------ sizes
@@ -148,7 +149,10 @@ class Engine:
         self.source_landmarks = None
         if self.model.uses_face_ratios:
             self.source_landmarks = _landmarks_once(crop)
-            ratios = None if self.source_landmarks is None else facelib.eye_lip_ratios(self.source_landmarks)
+            estimator = self._ratio_estimator()
+            ratios = None if self.source_landmarks is None else estimator.source(crop, landmarks=self.source_landmarks)
+            if estimator.warning:
+                warnings.append(estimator.warning)
             self._source_state = self.model.prepare_source(crop, ratios=ratios)
         else:
             self._source_state = self.model.prepare_source(crop)
@@ -172,9 +176,8 @@ class Engine:
         self._tracker = None
         self._reference_state = None
         self._last_ratios = None
-        if self._ratio_mesh is not None:
-            self._ratio_mesh.close()
-            self._ratio_mesh = None
+        if self._ratios is not None:
+            self._ratios.reset()
 
     def driving_crop(self, frame: np.ndarray) -> np.ndarray:
         frame = _check_image(frame, "driving frame")
@@ -234,19 +237,29 @@ class Engine:
         options = self.settings.options
         if not (self.model.uses_face_ratios and any(options.extra.get(k) for k in self.model.RATIO_OPTIONS)):
             return options
-        if self._ratio_mesh is None:
-            self._ratio_mesh = facelib.FaceMesh(static_image_mode=False)
+        estimator = self._ratio_estimator()
         eyes, lips = [], []
         for crop in crops:
-            lm = self._ratio_mesh.landmarks(crop)
-            if lm is not None:
-                self._last_ratios = facelib.eye_lip_ratios(lm)
+            ratios = estimator.driving(crop)
+            if ratios is not None:
+                self._last_ratios = ratios
             if self._last_ratios is None:
                 return options  # no face seen yet: the model falls back to its sliders
             eyes.append((self._last_ratios["eye_left"], self._last_ratios["eye_right"]))
             lips.append(self._last_ratios["lip"])
         extra = dict(options.extra, driving_eye_ratio=np.asarray(eyes, np.float32), driving_lip_ratio=np.asarray(lips, np.float32))
         return replace(options, extra=extra)
+
+    def _ratio_estimator(self) -> RatioEstimator:
+        """Eye/lip ratios from the card's optional landmark model when present, else MediaPipe."""
+        if self._ratios is None:
+            self._ratios = RatioEstimator(self.model.card.options.get("landmark_file"))
+        return self._ratios
+
+    @property
+    def ratio_backend(self) -> str | None:
+        """Which landmarks give eye/lip ratios ("landmark.onnx" or "mediapipe"); None before first use."""
+        return None if self._ratios is None else self._ratios.backend
 
     def _animate_batch(self, crops: list[np.ndarray], start: int) -> list[AnimatedFrame]:
         batch = np.stack(crops)

@@ -22,6 +22,10 @@ MODEL_PARAMS = {
     },
 }
 
+# Optional: LivePortrait's 203-point landmark model, used for eye/lip ratios when present in weights/ or
+# the Hub cache (talking_head.face_ratios); never downloaded on its own and not needed to animate.
+LANDMARK_FILE = WeightFile("liveportrait/landmark.onnx", _REPO, "liveportrait/landmark.onnx")
+
 CONTROLS = (
     Control("stitching", "bool", True, label="Stitching",
             help="Let the stitching network keep the shoulders/crop border still (recommended)."),
@@ -78,11 +82,13 @@ CARDS: list[ModelCard] = [
         modes=("relative", "absolute"),
         default_mode="relative",
         controls=CONTROLS,
-        options={"model_params": MODEL_PARAMS, "output_resolution": 512},
+        options={"model_params": MODEL_PARAMS, "output_resolution": 512, "landmark_file": LANDMARK_FILE},
         notes=(
             "Crops come from our MediaPipe pipeline, not the original's InsightFace crop, so framing differs a "
-            "little from the original app. Eye/lip ratios for retargeting are approximated from MediaPipe "
-            "landmarks (the original uses its own 203-point landmark model, which is not needed here). "
+            "little from the original app. Eye/lip ratios for retargeting come from the original's own 203-point "
+            "landmark model when its optional file is present (Hub KwaiVGI/LivePortrait, liveportrait/landmark.onnx, "
+            "MIT; put it at weights/liveportrait/landmark.onnx); without it they are approximated from MediaPipe "
+            "landmarks (same gap/width ratios on MediaPipe's points, so values differ a little). "
             "Output is 512x512 for a 256x256 input."
         ),
     )

@@ -1,0 +1,53 @@
+"""Every ported family animates a real face through the studio's API, in every mode.
+
+The app is launched in this process (so the stand-in checkpoints' sha256 check can be bypassed,
+see test_models_end_to_end.py) with a weights folder holding checkpoint files in each family's
+published layout; gradio_client then calls ``/animate`` as a user's script would.
+"""
+from __future__ import annotations
+
+import pytest
+
+from talking_head import hub, video
+from talking_head.registry import get_card
+from tests.conftest import free_port, media
+from tests.test_models_end_to_end import CASES, MODELS, write_checkpoints
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    weights = tmp_path_factory.mktemp("weights")
+    for name in MODELS:
+        write_checkpoints(name, weights)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TALKING_HEAD_WEIGHTS", str(weights))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        mp.setattr(hub, "verify_sha256", lambda path, expected: None)
+        from talking_head.ui import build_app, launch_kwargs
+
+        demo = build_app(device="cpu")
+        port = free_port()
+        demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs("127.0.0.1", port))
+        try:
+            yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=True)
+        finally:
+            demo.close()
+
+
+@pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
+def test_app_animates_real_face(client, name, mode):
+    source, picture = media("sources/photo_portrait.png"), media("sources/painting_sargent.jpg")
+    out, side, report = client.predict(
+        gradio_client.handle_file(str(source)), gradio_client.handle_file(str(picture)), name,
+        {"mode": mode}, api_name="/animate")
+    out = out["video"] if isinstance(out, dict) else out
+    assert report["model"] == name and report["frames"] == 1
+    (frame,) = list(video.VideoReader(out))
+    assert min(frame.shape[:2]) >= get_card(name).resolution
+    side = side["video"] if isinstance(side, dict) else side
+    (panel,) = list(video.VideoReader(side))
+    assert panel.shape[1] > 4 * panel.shape[0] // 2  # source | driving | output | keypoints | mask
