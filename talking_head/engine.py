@@ -309,6 +309,18 @@ class Engine:
         """Animate a single driving frame (relative to ``reference_frame``, default itself)."""
         return next(iter(self.animate([driving_frame], reference_frame=reference_frame)))
 
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the face-landmark helpers this engine made (the model stays loaded)."""
+        if self._ratios is not None:
+            self._ratios.close()
+            self._ratios = None
+
     # ------------------------------------------------------------------ live
     def calibrate(self, frame: np.ndarray) -> None:
         """Live mode: this webcam frame is the neutral reference."""
@@ -370,60 +382,60 @@ def animate_file(
     settings = settings or AnimateSettings()
     started = time.perf_counter()
     source = video.load_image(source_path)
-    engine = Engine(model, settings)
-    warnings = engine.set_source(source)
+    with Engine(model, settings) as engine:
+        warnings = engine.set_source(source)
 
-    reader = video.VideoReader(driving_path)
-    max_frames = max(1, int(round(max_seconds * reader.fps))) if max_seconds else None
-    total = reader.frame_count if max_frames is None else min(reader.frame_count, max_frames)  # for progress only
+        reader = video.VideoReader(driving_path)
+        max_frames = max(1, int(round(max_seconds * reader.fps))) if max_seconds else None
+        total = reader.frame_count if max_frames is None else min(reader.frame_count, max_frames)  # for progress only
 
-    def frames():
-        for i, frame in enumerate(video.VideoReader(driving_path)):
-            if max_frames is not None and i >= max_frames:
-                return
-            if cancel and cancel():
-                raise Cancelled("The render was cancelled.", "Nothing was written.")
-            yield frame
+        def frames():
+            for i, frame in enumerate(video.VideoReader(driving_path)):
+                if max_frames is not None and i >= max_frames:
+                    return
+                if cancel and cancel():
+                    raise Cancelled("The render was cancelled.", "Nothing was written.")
+                yield frame
 
-    reference_index = 0
-    if settings.reference == "best":
-        reference_index = engine.find_best_frame(frames())
-    elif isinstance(settings.reference, int) or (isinstance(settings.reference, str) and settings.reference.isdigit()):
-        reference_index = int(settings.reference)
-    reference = None
-    if reference_index:
-        seen = 0
-        for seen, frame in enumerate(video.VideoReader(driving_path), start=1):
-            if seen - 1 == reference_index:
-                reference = frame
-                break
-        if reference is None:
-            raise BadInputError(
-                f"Reference frame {reference_index} is outside the driving clip (it has {seen} frames).",
-                f"Choose an index from 0 to {max(seen - 1, 0)}.",
-            )
+        reference_index = 0
+        if settings.reference == "best":
+            reference_index = engine.find_best_frame(frames())
+        elif isinstance(settings.reference, int) or (isinstance(settings.reference, str) and settings.reference.isdigit()):
+            reference_index = int(settings.reference)
+        reference = None
+        if reference_index:
+            seen = 0
+            for seen, frame in enumerate(video.VideoReader(driving_path), start=1):
+                if seen - 1 == reference_index:
+                    reference = frame
+                    break
+            if reference is None:
+                raise BadInputError(
+                    f"Reference frame {reference_index} is outside the driving clip (it has {seen} frames).",
+                    f"Choose an index from 0 to {max(seen - 1, 0)}.",
+                )
 
-    audio_from = driving_path if reader.has_audio else None
-    done = 0
-    writers = [video.VideoWriter(out_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds)]
-    if side_by_side_path:
-        writers.append(video.VideoWriter(side_by_side_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds))
-    try:
-        for animated in engine.animate(frames(), reference_frame=reference):
-            writers[0].write(animated.output)
-            if side_by_side_path:
-                writers[1].write(viz.side_by_side_frame(animated))
-            done += 1
-            if progress:
-                progress(done, max(total, done))
-        for w in writers:  # encode everything first: an error here leaves no output at all
-            w.finish()
-    except BaseException:
+        audio_from = driving_path if reader.has_audio else None
+        done = 0
+        writers = [video.VideoWriter(out_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds)]
+        if side_by_side_path:
+            writers.append(video.VideoWriter(side_by_side_path, reader.fps, audio_from=audio_from, max_seconds=max_seconds))
+        try:
+            for animated in engine.animate(frames(), reference_frame=reference):
+                writers[0].write(animated.output)
+                if side_by_side_path:
+                    writers[1].write(viz.side_by_side_frame(animated))
+                done += 1
+                if progress:
+                    progress(done, max(total, done))
+            for w in writers:  # encode everything first: an error here leaves no output at all
+                w.finish()
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
         for w in writers:
-            w.abort()
-        raise
-    for w in writers:
-        w.commit()
+            w.commit()
     return RenderReport(
         path=Path(out_path),
         frames=done,
