@@ -236,6 +236,77 @@ def default_models() -> list[str]:
     return names
 
 
+# ------------------------------------------------------------------------------------------ LivePortrait stages
+
+LIVEPORTRAIT_STAGES = ("crop", "motion", "keypoints", "warp", "generate", "paste_back")
+
+
+def bench_liveportrait_stages(device: str, precision: str, n_frames: int, batch_size: int,
+                              repeats: int = 1) -> dict[str, float]:
+    """Milliseconds per frame of each stage of LivePortrait's per-frame path, random weights.
+
+    crop: face tracking + crop of a 512x512 driving frame; motion: the motion extractor; keypoints:
+    transfer + stitching; warp: the warping network; generate: the SPADE decoder to 512x512;
+    paste_back: blending the 512 result into the full picture. Source-only work is not counted.
+    """
+    import torch
+
+    from talking_head import face as facelib
+    from talking_head.engine import AnimateSettings, Engine
+    from talking_head.models import liveportrait
+    from talking_head.models.base import TransferOptions
+    from talking_head.registry import get_card
+
+    half = {"fp32": False, "fp16": True, "bf16": "bf16"}[precision]
+    model = liveportrait.create(get_card("liveportrait.human"), None, torch.device(device), half=half)
+    engine = Engine(model, AnimateSettings(paste_back=True))
+    picture = face_image(512)
+    engine.set_source(picture)
+    frames = driving_frames(512, n_frames)
+    options = TransferOptions()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    totals = dict.fromkeys(LIVEPORTRAIT_STAGES, float("inf"))
+
+    def one_pass():
+        times = dict.fromkeys(LIVEPORTRAIT_STAGES, 0.0)
+        engine.start_clip()
+        for start in range(0, n_frames, batch_size):
+            t0 = _clock()
+            crops = np.stack([engine.driving_crop(f) for f in frames[start:start + batch_size]])
+            t1 = _clock()
+            with torch.inference_mode():
+                motion = model.extract_motion(model._images(crops))
+                sync()
+                t2 = _clock()
+                reference = model.prepare_driving(crops[0]) if start == 0 else reference
+                out = model.drive(engine.source_state, crops, reference, options, render=False, motion=motion)
+                sync()
+                t3 = _clock()
+                with model._autocast():
+                    warped = model.nets.warping_module(engine.source_state.f_s, kp_driving=out["x_d"],
+                                                       kp_source=engine.source_state.x_s,
+                                                       cache=engine.source_state.warp_cache)
+                    sync()
+                    t4 = _clock()
+                    image = model.nets.spade_generator(warped["out"]).float()
+                    sync()
+                t5 = _clock()
+            results = (image.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for frame in results:
+                facelib.paste_back(picture, frame, engine.source_box)
+            t6 = _clock()
+            for name, dt in zip(LIVEPORTRAIT_STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+                times[name] += dt
+        return times
+
+    one_pass()  # warm-up
+    for _ in range(repeats):
+        for name, dt in one_pass().items():
+            totals[name] = min(totals[name], dt)
+    model.close()
+    return {name: 1000.0 * t / n_frames for name, t in totals.items()}
+
+
 # ------------------------------------------------------------------------------------------ output
 
 
@@ -316,8 +387,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntorch models, random weights, {args.frames} frames: engine (source cached, batched) "
               f"vs naive (source recomputed per frame, batch 1)")
         print(_table(("model", "device", "dtype", "res", "batch", "engine fps", "naive fps", "speed-up", "note"), rows))
+
+    if any(n.startswith("liveportrait") for n in names):
+        rows = []
+        for device in devices:
+            for precision in ["fp32"] + (["fp16", "bf16"] if device.startswith("cuda") else []):
+                ms = bench_liveportrait_stages(device, precision, args.frames, args.batch_size)
+                total = sum(ms.values())
+                rows.append((device, precision, *(f"{ms[k]:.1f}" for k in LIVEPORTRAIT_STAGES), f"{total:.1f}",
+                             f"{1000.0 / total:.1f}"))
+                print(f"  liveportrait stages {device} {precision}: done", file=sys.stderr)
+        print(f"\nLivePortrait per-frame stages, ms per frame, {args.frames} frames in batches of {args.batch_size}, "
+              f"512x512 driving frames, output pasted back (source-only work excluded)")
+        print(_table(("device", "dtype", *LIVEPORTRAIT_STAGES, "total ms", "fps"), rows))
     return 0
 
 
 if __name__ == "__main__":
+    from talking_head.native_logs import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())
