@@ -272,6 +272,8 @@ class Studio:
             "reference": _fit(viz.draw_keypoints(ref_out.driving_crop, ref_out.result.driving_keypoints)),
             "mask": viz.mask_to_image(r.mask, size) if r.mask is not None else viz.placeholder(size, "no mask"),
             "first": viz.as_rgb(first_out.output) if engine.settings.paste_back else _fit(first_out.output),
+            "motion": viz.motion_to_image(r.motion, size) if r.motion is not None else viz.placeholder(size, "no motion field"),
+            "extras": viz.extras_gallery(r.extras, size),
         }
 
     # -- pose editing (LivePortrait and any family with edit_pose)
@@ -444,6 +446,11 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
             prev_mask = gr.Image(label="Occlusion mask", interactive=False, height=220)
             prev_first = gr.Image(label="First animated frame", interactive=False, height=220,
                                   elem_id="animate-preview-first")
+        with gr.Row():
+            prev_motion = gr.Image(label="Motion field (colour = direction, strength = distance)", interactive=False,
+                                   height=220)
+            prev_extras = gr.Gallery(label="The model's own maps (heatmaps, occlusion at each resolution, ...)",
+                                     columns=4, height=220, interactive=False, elem_id="animate-preview-extras")
         preview_note = gr.Markdown("")
 
     with gr.Row():
@@ -543,7 +550,7 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
     def do_preview(*inputs):
         src, clip, picture, model_name, *values = inputs
         drv = _first_video(clip, picture)
-        blank = (None, None, None, None)
+        blank = (None, None, None, None, None, None)
         if not src or not drv:
             return (*blank, "Previews appear once a source face and a driving clip or picture are chosen.")
         card = get_card(model_name)
@@ -554,12 +561,14 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
             shots = studio.preview_frames(req)
         except TalkingHeadError as exc:
             return (*blank, f"**Preview:** {exc.user_message()}")
-        return shots["source"], shots["reference"], shots["mask"], shots["first"], ""
+        return (shots["source"], shots["reference"], shots["mask"], shots["first"], shots["motion"], shots["extras"],
+                "")
 
     preview_inputs = [source, driving_clip, driving_image, model, *option_inputs]
     gr.on([source.change, driving_clip.change, driving_image.change, model.change]
           + [c.change for c in option_inputs],
-          gpu(60)(do_preview), preview_inputs, [prev_source, prev_reference, prev_mask, prev_first, preview_note],
+          gpu(60)(do_preview), preview_inputs,
+          [prev_source, prev_reference, prev_mask, prev_first, prev_motion, prev_extras, preview_note],
           trigger_mode="always_last", api_visibility="private", show_progress="minimal", concurrency_limit=2)
 
     # a picture and a clip exclude each other: the last one chosen drives

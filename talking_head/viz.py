@@ -131,21 +131,37 @@ def color_wheel(size: int = 64) -> np.ndarray:
     return img
 
 
-def array_to_image(array: np.ndarray, size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """Any preview array -> picture: (H, W, 3) image, (H, W, 2) motion, (H, W) map, (K, H, W) maps (max)."""
+def is_map(array) -> bool:
+    """True for arrays ``array_to_image`` can show: 2-D maps and stacks of maps at least 8x8."""
     a = np.asarray(array)
-    if a.ndim == 3 and a.shape[2] in (3, 4) and a.dtype == np.uint8:
+    if a.ndim == 2:
+        return min(a.shape) >= 8
+    return a.ndim == 3 and sorted(a.shape)[1] >= 8
+
+
+def array_to_image(array: np.ndarray, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """Any preview map -> picture: (H, W, 3) image (uint8, or float in [0, 1]), (H, W, 2) motion,
+    (H, W) map, or a stack of maps (K, H, W) / (H, W, K) shown as their maximum over K."""
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        if a.dtype != np.uint8:
+            a = (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         return _resize(as_rgb(a), size)
     if a.ndim == 3 and a.shape[2] == 2:
         return motion_to_image(a, size)
     if a.ndim == 3:
-        a = a.max(axis=0)
+        a = a.max(axis=int(np.argmin(a.shape)))  # the stack axis is the short one
     if a.ndim == 2:
         a = a.astype(np.float32)
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         norm = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
         return mask_to_image(norm, size)
     raise ValueError(f"cannot show an array of shape {a.shape}")
+
+
+def extras_gallery(extras: dict, size: int | tuple[int, int]) -> list[tuple[np.ndarray, str]]:
+    """(picture, name) for each of a model's own preview maps (heatmaps, occlusion pyramid, grids ...)."""
+    return [(array_to_image(v, size), name.replace("_", " ")) for name, v in extras.items() if is_map(v)]
 
 
 def placeholder(size: int | tuple[int, int], text: str = "n/a") -> np.ndarray:

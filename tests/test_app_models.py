@@ -68,3 +68,26 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
     assert np.abs(straight.astype(np.int16) - turned.astype(np.int16)).mean() > 1.0
     again = studio.edit_pose(source, "liveportrait.human", {"yaw": 0.0})
     assert np.array_equal(straight, again)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("tpsmm.vox", {"occlusion 0", "occlusion 1", "occlusion 2", "occlusion 3"}),  # every resolution
+    ("monkeynet.vox", {"heatmaps"}),
+    ("fomm.vox-adv", {"source heatmaps", "driving heatmaps"}),
+    ("x2face.released", {"embedded face", "confidence", "driving flow"}),  # its sampling grids
+])
+def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
+    import numpy as np
+
+    from talking_head.ui_animate import RenderRequest, Studio
+    from talking_head.ui_common import ModelPool
+
+    studio = Studio(ModelPool(device="cpu"))
+    req = RenderRequest.from_inputs(str(media("sources/photo_portrait.png")),
+                                    str(media("sources/painting_sargent.jpg")), name, {})
+    shots = studio.preview_frames(req)
+    captions = {caption for _, caption in shots["extras"]}
+    assert expected <= captions, captions
+    for image, _ in shots["extras"]:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert shots["motion"].shape == shots["mask"].shape

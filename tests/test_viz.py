@@ -100,3 +100,19 @@ def test_side_by_side_frame_panels():
     bare = FrameResult(frame=img)
     out2 = viz.side_by_side_frame(_Animated(img, bare, img, img), height=128)
     assert out2.shape[1] == 5 * 128 + 4 * 2  # placeholders for keypoints and mask, no motion panel
+
+
+def test_stacks_of_maps_show_their_maximum_whichever_axis_holds_the_stack():
+    from talking_head import viz
+
+    maps = np.zeros((5, 32, 32), np.float32)
+    maps[2, 4, 20] = 1.0  # one peak at row 4, column 20
+    first = viz.array_to_image(maps)
+    last = viz.array_to_image(np.moveaxis(maps, 0, -1))
+    assert np.array_equal(first, last)
+    assert first.shape == (32, 32, 3)
+    peak = np.unravel_index(np.argmax(first.astype(int).sum(axis=2)), first.shape[:2])
+    assert peak == (4, 20)
+    assert not viz.is_map(np.zeros((21, 2))) and not viz.is_map(np.zeros(128))
+    gallery = viz.extras_gallery({"heat_maps": maps, "points": np.zeros((21, 2))}, 64)
+    assert [caption for _, caption in gallery] == ["heat maps"] and gallery[0][0].shape == (64, 64, 3)
