@@ -91,3 +91,30 @@ def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
     for image, _ in shots["extras"]:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert shots["motion"].shape == shots["mask"].shape
+
+
+def test_live_session_drives_liveportrait_from_camera_frames(client):
+    """The Live tab's session with LivePortrait: calibrate on one camera frame, animate the next, overlays on."""
+    import numpy as np
+
+    from talking_head.live import LiveSession
+    from talking_head.ui_common import ModelPool
+
+    frames = []
+    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
+        if i in (0, 40):
+            frames.append(frame)
+        if len(frames) == 2:
+            break
+    session = LiveSession()
+    session.configure(ModelPool(device="cpu").get("liveportrait.human"),
+                      video.load_image(media("sources/photo_portrait.png")))
+    session.request_calibration()
+    first = session.step(frames[0], keypoints=True, mask=True)
+    second = session.step(frames[1], keypoints=True, mask=True)
+    assert first is not None and second is not None
+    assert session.calibrations == 1 and session.processed == 2
+    assert second.output.shape[:2] == (512, 512)
+    plain = session.step(frames[1])
+    assert not np.array_equal(plain.output, second.output)  # keypoints and the mask are drawn on request
+    assert "fps" in session.readout()
