@@ -81,3 +81,15 @@ def studio_url(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def stand_in_weights(tmp_path_factory) -> Path:
+    """A weights folder with one checkpoint per ported family, in the published layout, holding the
+    models' own freshly initialised weights (no published checkpoint can be downloaded here)."""
+    from tests.test_models_end_to_end import MODELS, write_checkpoints
+
+    folder = tmp_path_factory.mktemp("stand-in-weights")
+    for name in MODELS:
+        write_checkpoints(name, folder)
+    return folder

@@ -11,18 +11,15 @@ import pytest
 from talking_head import hub, video
 from talking_head.registry import get_card
 from tests.conftest import free_port, media
-from tests.test_models_end_to_end import CASES, MODELS, write_checkpoints
+from tests.test_models_end_to_end import CASES
 
 gradio_client = pytest.importorskip("gradio_client")
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    weights = tmp_path_factory.mktemp("weights")
-    for name in MODELS:
-        write_checkpoints(name, weights)
+def client(tmp_path_factory, stand_in_weights):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TALKING_HEAD_WEIGHTS", str(weights))
+        mp.setenv("TALKING_HEAD_WEIGHTS", str(stand_in_weights))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))

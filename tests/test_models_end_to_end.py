@@ -52,17 +52,9 @@ CASES = [(name, mode) for name in MODELS for mode in get_card(name).modes if not
 CASES.append(("liveportrait.human", get_card("liveportrait.human").default_mode))
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("weights")
-    for name in MODELS:
-        write_checkpoints(name, folder)
-    return folder
-
-
 @pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
-def test_cli_animates_real_face(name, mode, weights_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("TALKING_HEAD_WEIGHTS", str(weights_dir))
+def test_cli_animates_real_face(name, mode, stand_in_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("TALKING_HEAD_WEIGHTS", str(stand_in_weights))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # Our stand-in files are not the published ones, so a pinned sha256 cannot match them.
     monkeypatch.setattr(hub, "verify_sha256", lambda path, expected: None)
@@ -82,12 +74,12 @@ def test_cli_animates_real_face(name, mode, weights_dir, tmp_path, monkeypatch):
     assert first["size"][0] >= get_card(name).resolution
 
 
-def test_wrong_family_checkpoint_is_refused(weights_dir, tmp_path, monkeypatch, capsys):
+def test_wrong_family_checkpoint_is_refused(stand_in_weights, tmp_path, monkeypatch, capsys):
     """A FOMM file put where TPSMM's belongs: a clear message naming keys, exit 2, no output."""
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / get_card("tpsmm.vox").files[0].filename).write_bytes(
-        (weights_dir / get_card("fomm.vox-adv").files[0].filename).read_bytes()
+        (stand_in_weights / get_card("fomm.vox-adv").files[0].filename).read_bytes()
     )
     monkeypatch.setenv("TALKING_HEAD_WEIGHTS", str(folder))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
