@@ -115,3 +115,18 @@ def test_live_session_drives_liveportrait_from_camera_frames(client):
     plain = session.step(frames[1])
     assert not np.array_equal(plain.output, second.output)  # keypoints and the mask are drawn on request
     assert "fps" in session.readout()
+
+
+def test_compare_view_mixes_families(client):
+    """X2Face, Monkey-Net, FOMM and the landmark model side by side in one video (issue: see each step of the line)."""
+    source, driving = media("sources/photo_portrait.png"), media("driving/talk_vox.mp4")
+    models = ["x2face.released", "monkeynet.vox", "fomm.vox-adv", "landmark"]
+    out, report = client.predict(
+        gradio_client.handle_file(str(source)), gradio_client.handle_file(str(driving)), models,
+        {"max_seconds": 0.08}, api_name="/compare")
+    out = out["video"] if isinstance(out, dict) else out
+    frames = list(video.VideoReader(out))
+    assert len(frames) == report["frames"] == 2
+    assert report["models"] == models
+    h, w = frames[0].shape[:2]
+    assert w > 4.5 * (h - 30)  # driving + four model panels
