@@ -2,9 +2,12 @@
 
 The public API is small:
 
-    from talking_head import list_models, load_model, Engine
+    from talking_head import list_models, load_model
+    from talking_head.engine import Engine, animate_file
     model = load_model("landmark")
     engine = Engine(model)
+
+(``talking_head.engine`` imports MediaPipe, so it is not imported here: listing models stays light.)
 """
 from talking_head.errors import TalkingHeadError
 from talking_head.registry import get_card, list_models, load_model
