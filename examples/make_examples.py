@@ -160,15 +160,11 @@ def head_transform(t: float, center: tuple[float, float]) -> np.ndarray:
 def make_driving(out: Path) -> None:
     from skimage.data import astronaut
 
-    from talking_head.face import FaceMesh
+    from talking_head.face import still_landmarks
     from talking_head.video import VideoWriter
 
     image = astronaut()
-    mesh = FaceMesh(static_image_mode=True)
-    try:
-        lm = mesh.landmarks(image)
-    finally:
-        mesh.close()
+    lm = still_landmarks(image)
     if lm is None:
         raise RuntimeError("no face found in the astronaut picture")
     x0, y0 = lm.min(axis=0)

@@ -148,7 +148,7 @@ class Engine:
         crop = facelib.crop(image, box, self._source_size(box))
         self.source_landmarks = None
         if self.model.uses_face_ratios:
-            self.source_landmarks = _landmarks_once(crop)
+            self.source_landmarks = facelib.still_landmarks(crop)
             estimator = self._ratio_estimator()
             ratios = None if self.source_landmarks is None else estimator.source(crop, landmarks=self.source_landmarks)
             if estimator.warning:
@@ -205,7 +205,7 @@ class Engine:
         mesh = facelib.FaceMesh(static_image_mode=False)
         try:
             if self.source_landmarks is None:
-                self.source_landmarks = _landmarks_once(self.source_crop)
+                self.source_landmarks = facelib.still_landmarks(self.source_crop)
             if self.source_landmarks is None:
                 return 0
             target = facelib.pose_expression_signature(self.source_landmarks)
@@ -339,15 +339,6 @@ class Engine:
         if self._reference_state is None:
             self._reference_state = self.model.prepare_driving(crop)
         return self._animate_batch([crop], 0)[0]
-
-
-def _landmarks_once(image: np.ndarray) -> np.ndarray | None:
-    """Face-mesh landmarks of one still picture (None when no face is found)."""
-    mesh = facelib.FaceMesh(static_image_mode=True)
-    try:
-        return mesh.landmarks(image)
-    finally:
-        mesh.close()
 
 
 def _check_image(image, what: str) -> np.ndarray:

@@ -182,12 +182,7 @@ def _mesh_around(image: np.ndarray, face: Face, max_side: int = 640) -> np.ndarr
     box = crop_box_for(face, image.shape, scale=2.2, offset=(0.0, 0.0))
     x0, y0, side = box.pixel_rect()
     out = min(side, max_side)
-    patch = crop(image, box, out)
-    mesh = FaceMesh(static_image_mode=True)
-    try:
-        pts = mesh.landmarks(patch)
-    finally:
-        mesh.close()
+    pts = still_landmarks(crop(image, box, out))
     if pts is None:
         return None
     return (pts * np.float32(side / out) + np.float32([x0, y0])).astype(np.float32)
@@ -383,6 +378,15 @@ class FaceMesh:
 
 
 # ---------------------------------------------------------------------------- measures
+
+
+def still_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """Face-mesh landmarks (478, 2) of one still picture with a FaceMesh made for it; None: no face."""
+    mesh = FaceMesh(static_image_mode=True)
+    try:
+        return mesh.landmarks(image)
+    finally:
+        mesh.close()
 
 
 def pose_expression_signature(landmarks: np.ndarray) -> np.ndarray:

@@ -245,11 +245,7 @@ class RatioEstimator:
 
     def _still_mesh(self, image: np.ndarray) -> np.ndarray | None:
         self._check_open()
-        mesh = facelib.FaceMesh(static_image_mode=True)
-        try:
-            return mesh.landmarks(image)
-        finally:
-            mesh.close()
+        return facelib.still_landmarks(image)
 
     def _check_open(self) -> None:
         if self._closed:
