@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from talking_head.registry import DEFAULT_MODEL
-    from talking_head.ui import build_app, launch_kwargs
+    from talking_head.studio import build_app, launch_kwargs
 
     demo = build_app(device=args.device, default_model=args.model or DEFAULT_MODEL)
     demo.queue(default_concurrency_limit=2)

@@ -93,7 +93,7 @@ def test_animate_without_a_face_names_the_problem(client):
 def test_options_map_to_each_familys_modes_and_controls():
     from talking_head.errors import BadInputError
     from talking_head.registry import get_card
-    from talking_head.ui_animate import RenderRequest
+    from talking_head.studio.render import RenderRequest
 
     def settings(model, **options):
         return RenderRequest.from_inputs("s.png", "d.mp4", model, options).settings(get_card(model))
@@ -118,7 +118,7 @@ def test_cancelled_render_stops_and_leaves_no_file():
     import threading
 
     from talking_head.engine import Cancelled
-    from talking_head.ui_animate import RenderRequest, Studio
+    from talking_head.studio.render import RenderRequest, Studio
 
     studio = Studio()
     req = RenderRequest.from_inputs(str(media("sources/photo_einstein.jpg")), str(media("driving/talk_vox.mp4")),

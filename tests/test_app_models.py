@@ -24,7 +24,7 @@ def client(tmp_path_factory, stand_in_weights):
         mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
         mp.setattr(hub, "verify_sha256", lambda path, expected: None)
-        from talking_head.ui import build_app, launch_kwargs
+        from talking_head.studio import build_app, launch_kwargs
 
         demo = build_app(device="cpu")
         port = free_port()
@@ -54,8 +54,8 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
     """LivePortrait: the pose sliders re-pose the source with no driving clip at all."""
     import numpy as np
 
-    from talking_head.ui_animate import Studio
-    from talking_head.ui_common import ModelPool
+    from talking_head.studio.render import Studio
+    from talking_head.studio.common import ModelPool
 
     studio = Studio(ModelPool(device="cpu"))
     source = str(media("sources/photo_portrait.png"))
@@ -76,8 +76,8 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
 def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
     import numpy as np
 
-    from talking_head.ui_animate import RenderRequest, Studio
-    from talking_head.ui_common import ModelPool
+    from talking_head.studio.render import RenderRequest, Studio
+    from talking_head.studio.common import ModelPool
 
     studio = Studio(ModelPool(device="cpu"))
     req = RenderRequest.from_inputs(str(media("sources/photo_portrait.png")),
@@ -95,7 +95,7 @@ def test_live_session_drives_liveportrait_from_camera_frames(client):
     import numpy as np
 
     from talking_head.live import LiveSession
-    from talking_head.ui_common import ModelPool
+    from talking_head.studio.common import ModelPool
 
     frames = []
     for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):

@@ -148,8 +148,8 @@ def test_live_stream_drops_frames_when_the_model_is_slower_than_the_camera(brows
     the model had no time for are dropped, none wait in a queue (nothing runs after Stop)."""
     import gradio as gr
 
-    from talking_head.ui_common import ModelPool
-    from talking_head.ui_live import live_step, wire_stream
+    from talking_head.studio.common import ModelPool
+    from talking_head.studio.live_tab import live_step, wire_stream
     from tests.conftest import free_port
 
     pool, source = ModelPool(), str(media("sources/painting_pearl_earring.jpg"))

@@ -163,7 +163,7 @@ def test_cards_stay_light_and_live_sits_below_the_ui():
     cards = _modules_after_import("talking_head.cards")
     assert not {"numpy", "torch"} & cards
     live = _modules_after_import("talking_head.live")
-    assert "gradio" not in live and "talking_head.ui_common" not in live
+    assert "gradio" not in live and "talking_head.studio.common" not in live
 
 
 def test_examples_use_the_video_suffixes():

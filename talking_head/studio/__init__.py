@@ -1,4 +1,8 @@
-"""The studio web app (Gradio Blocks): Animate, Live and Models tabs.
+"""The studio web app (Gradio Blocks): Animate, Live and Models tabs, one module each.
+
+    common.py     what the tabs share (loaded models, card text, UI values -> settings)
+    render.py     the render work behind the Animate tab and the API, no widgets
+    animate_tab.py, live_tab.py, models_tab.py   one builder per tab
 
     demo = build_app()          # then demo.launch(**launch_kwargs())
     python app.py               # the same, from the command line
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from talking_head.examples import EXAMPLES_DIR, fallback_source
 from talking_head.registry import DEFAULT_MODEL, list_models
-from talking_head.ui_common import ModelPool, card_markdown, models_table
+from talking_head.studio.common import ModelPool
 
 TITLE = "Talking-head studio"
 INTRO = (
@@ -25,8 +29,10 @@ def build_app(device: str | None = None, default_model: str = DEFAULT_MODEL):
     """The whole studio as a ``gr.Blocks`` (not launched)."""
     import gradio as gr
 
-    from talking_head.ui_animate import Studio, build_animate_tab
-    from talking_head.ui_live import build_live_tab
+    from talking_head.studio.animate_tab import build_animate_tab
+    from talking_head.studio.render import Studio
+    from talking_head.studio.live_tab import build_live_tab
+    from talking_head.studio.models_tab import build_models_tab
 
     cards = list_models()
     names = [c.name for c in cards]
@@ -44,19 +50,6 @@ def build_app(device: str | None = None, default_model: str = DEFAULT_MODEL):
             with gr.Tab("Models", id="models", elem_id="tab-models"):
                 build_models_tab(cards)
     return demo
-
-
-def build_models_tab(cards) -> None:
-    import gradio as gr
-
-    headers = ["name", "weights", "resolution", "title", "license"]
-    table = gr.Dataframe(value=models_table(cards), headers=headers, interactive=False, elem_id="models-table",
-                         wrap=True, column_widths=["16%", "11%", "9%", "30%", "34%"])
-    refresh = gr.Button("Refresh weights status", size="sm")
-    refresh.click(lambda: models_table(cards), None, [table], api_visibility="private")
-    for card in cards:
-        with gr.Accordion(f"{card.name}: {card.title}", open=False):
-            gr.Markdown(card_markdown(card))
 
 
 def launch_kwargs(host: str | None = None, port: int | None = None, share: bool = False) -> dict:

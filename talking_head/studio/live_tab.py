@@ -14,7 +14,7 @@ from talking_head.errors import TalkingHeadError
 from talking_head.examples import default_sources
 from talking_head.live import LiveSession
 from talking_head.registry import get_card
-from talking_head.ui_common import ModelPool, gpu, model_choices
+from talking_head.studio.common import ModelPool, gpu, model_choices
 
 STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
