@@ -19,8 +19,10 @@ class WeightFile:
     """One file a model needs.
 
     ``filename`` is the name looked for in ``weights/`` (a local file always wins). ``hf_repo``/
-    ``hf_path`` say where it lives on the Hugging Face Hub (``None``: not on the Hub, the user must
-    place it by hand from ``url``).
+    ``hf_path`` say where it lives on the Hugging Face Hub (``None``: not on the Hub), pinned to
+    ``revision`` (a commit). ``download_url`` is a plain HTTPS file (e.g. a GitHub release asset),
+    tried after the Hub. ``url`` is the page a user gets the file from by hand. ``size_bytes`` is the
+    exact size (truncation is judged on it; ``size_mb`` follows from it when not given, for display).
     """
 
     filename: str
@@ -31,10 +33,21 @@ class WeightFile:
     sha256: str | None = None
     size_mb: float | None = None
     url: str | None = None
+    size_bytes: int | None = None
+    download_url: str | None = None
+
+    def __post_init__(self):
+        if self.size_mb is None and self.size_bytes:
+            object.__setattr__(self, "size_mb", round(self.size_bytes / 1e6, 1))
 
     @property
     def on_hub(self) -> bool:
         return self.hf_repo is not None
+
+    @property
+    def downloadable(self) -> bool:
+        """On the Hub or at a plain HTTPS address: the program can fetch it itself."""
+        return self.on_hub or self.download_url is not None
 
 
 @dataclass(frozen=True)

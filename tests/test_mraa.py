@@ -82,13 +82,17 @@ def use_card(monkeypatch, card):
 # ---------------------------------------------------------------- cards and layout
 def test_cards():
     cards = registry.list_models("mraa")
-    assert {c.name for c in cards} == {"mraa.vox256", "mraa.taichi256", "mraa.ted384", "mraa.mgif256"}
+    assert {c.name for c in cards} == {"mraa.vox256", "mraa.taichi256", "mraa.ted384", "mraa.ted-youtube384",
+                                       "mraa.mgif256"}
     for card in cards:
         assert card.modes == ("standard", "relative", "avd") and card.default_mode == "relative"
         (wf,) = card.files
         assert wf.hf_repo is None and wf.url.startswith("https://drive.google.com/") and len(wf.sha256) == 64
-        assert "Snap" in card.license and card.good_at and card.bad_at
+        assert "Snap" in card.license and card.good_at and card.bad_at and wf.size_mb
     assert registry.get_card("mraa.ted384").resolution == 384
+    ted_youtube = registry.get_card("mraa.ted-youtube384")
+    assert ted_youtube.resolution == 384 and ted_youtube.options["model_params"]["num_regions"] == 20
+    assert ted_youtube.files[0].size_bytes == 292_943_746
     assert TransferOptions(relative=False).resolved_mode(cards[0]) == "standard"
     assert TransferOptions().resolved_mode(cards[0]) == "relative"
 

@@ -10,6 +10,8 @@ PAPER = "https://papers.nips.cc/paper/8935-first-order-motion-model-for-image-an
 CODE = "https://github.com/AliaksandrSiarohin/first-order-model"
 DRIVE = "https://drive.google.com/open?id=1PyQJmkdCsAkOYwUyaj_l-l0as-iLDgeH"
 YANDEX = "https://yadi.sk/d/lEw8uRm140L_eQ"
+# The authors' demo notebook downloads all eight checkpoints from this GitHub release (plain HTTPS).
+RELEASE = "https://github.com/graphemecluster/first-order-model-demo/releases/download/checkpoints"
 
 LICENSE = (
     "Code: MIT (the repository's LICENSE.md since June 2023; CC BY-NC 4.0 from March 2020 until then). "
@@ -50,10 +52,14 @@ def model_params(single_jacobian_map: bool = False) -> dict:
 
 
 def _off_hub(filename: str) -> WeightFile:
-    return WeightFile(filename=filename, url=f"{DRIVE} (or {YANDEX})")
+    """A checkpoint not on the Hub: downloaded from the GitHub release; by hand from Drive or Yandex."""
+    return WeightFile(filename=filename, url=f"{DRIVE} (or {YANDEX})", download_url=f"{RELEASE}/{filename}")
 
 
 COMMON_NOTES = (
+    "Weights: downloaded on first use from the GitHub release the authors' demo notebook uses "
+    "(first-order-model-demo, tag 'checkpoints'; no sha256 is published, the first download shows it), or put "
+    "by hand from the authors' Google Drive/Yandex folder into weights/. "
     "Runs at 256x256. Relative mode (default) moves the source by how the driving clip moves away from "
     "its reference frame; pick a reference frame whose pose matches the source. Absolute mode copies the "
     "driving keypoints as they are and only works when source and driving are framed alike. "
@@ -108,12 +114,16 @@ CARDS: list[ModelCard] = [
             hf_repo="abhishek/first-order-motion-model",
             hf_path="weights/vox-adv-cpk.pth.tar",
             hf_repo_type="space",
-            size_mb=751,
+            revision="331ab4cec82a51ee6aa9bfb0560b3c55988e048a",
+            size_bytes=750_926_934,
             url=DRIVE,
+            download_url=f"{RELEASE}/vox-adv-cpk.pth.tar",
         ),
         "vox-adv-256.yaml",
-        notes="Downloaded from the Hugging Face Space abhishek/first-order-motion-model, a third-party mirror "
-        "(the authors publish the file in their Google Drive folder); no checksum is pinned yet. ",
+        notes="Downloaded from the Hugging Face Space abhishek/first-order-motion-model (a third-party mirror, "
+        "pinned to one commit), else from the GitHub release the authors' demo notebook uses; the authors "
+        "publish the file in their Google Drive folder. No sha256 is published: the size is checked, and the "
+        "first download shows the file's sha256 so you can compare it. ",
     ),
     _card(
         "vox",

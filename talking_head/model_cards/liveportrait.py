@@ -71,11 +71,17 @@ CARDS: list[ModelCard] = [
         license="MIT",
         paper="https://arxiv.org/abs/2407.03168",
         code="https://github.com/KwaiVGI/LivePortrait",
+        # sha256 and sizes as seen on two independent mirrors. No revision is pinned: no commit hash of the
+        # Hub repository's main branch could be confirmed from here (the Hub cannot be reached).
         files=(
-            WeightFile("liveportrait/appearance_feature_extractor.pth", _REPO, "liveportrait/base_models/appearance_feature_extractor.pth", size_mb=3.4),
-            WeightFile("liveportrait/motion_extractor.pth", _REPO, "liveportrait/base_models/motion_extractor.pth", size_mb=113.0),
-            WeightFile("liveportrait/warping_module.pth", _REPO, "liveportrait/base_models/warping_module.pth", size_mb=182.0),
-            WeightFile("liveportrait/spade_generator.pth", _REPO, "liveportrait/base_models/spade_generator.pth", size_mb=222.0),
+            WeightFile("liveportrait/appearance_feature_extractor.pth", _REPO, "liveportrait/base_models/appearance_feature_extractor.pth",
+                       sha256="5279bb8654293dbdf327030b397f107237dd9212fb11dd75b83dfb635211ceb5", size_bytes=3_387_959),
+            WeightFile("liveportrait/motion_extractor.pth", _REPO, "liveportrait/base_models/motion_extractor.pth",
+                       sha256="251e6a94ad667a1d0c69526d292677165110ef7f0cf0f6d199f0e414e8aa0ca5", size_bytes=112_545_506),
+            WeightFile("liveportrait/warping_module.pth", _REPO, "liveportrait/base_models/warping_module.pth",
+                       sha256="2f61a6f265fe344f14132364859a78bdbbc2068577170693da57fb96d636e282", size_bytes=182_180_086),
+            WeightFile("liveportrait/spade_generator.pth", _REPO, "liveportrait/base_models/spade_generator.pth",
+                       sha256="4780afc7909a9f84e24c01d73b31a555ef651521a1fe3b2429bd04534d992aee", size_bytes=221_813_590),
             WeightFile("liveportrait/stitching_retargeting_module.pth", _REPO,
                        "liveportrait/retargeting_models/stitching_retargeting_module.pth", size_mb=2.4),
         ),

@@ -7,6 +7,10 @@ PAPER = "https://arxiv.org/abs/1812.08861"
 # with the other datasets' checkpoints in issue #29: https://yadi.sk/d/Xy9Pi-nF8jlPgw
 README_URL = "https://yadi.sk/d/BX-hwuPEVm6iNw"
 ISSUE_URL = "https://yadi.sk/d/Xy9Pi-nF8jlPgw"
+# The author's links to single checkpoints: VoxCeleb in issue #16 ("the corresponding config is
+# vox.yaml"), Tai-Chi in issue #6. The README folder holds the moving-gif demo checkpoint.
+VOX_URL = "https://yadi.sk/d/A0Jq_01xiXky3g"
+TAICHI_URL = "https://yadi.sk/d/6vqE41BTZKIAKQ"
 LICENSE = "no license stated (the repository has no LICENSE file)"
 
 COMMON = {"num_kp": 10, "kp_variance": "matrix", "num_channels": 3}
@@ -58,10 +62,6 @@ MODES_NOTE = (
 )
 
 
-def _file(tag: str) -> WeightFile:
-    return WeightFile(filename=f"monkeynet-{tag}.pth.tar", url=README_URL)
-
-
 CARDS: list[ModelCard] = [
     ModelCard(
         name="monkeynet.vox",
@@ -75,13 +75,13 @@ CARDS: list[ModelCard] = [
         license=LICENSE,
         paper=PAPER,
         code=CODE,
-        files=(_file("vox"),),
+        files=(WeightFile(filename="monkeynet-vox.pth.tar", url=VOX_URL),),
         modes=("relative", "absolute"),
         default_mode="relative",
         options={"model_params": _model_params(1024, 7, scale=0.25, interpolation="trilinear"), "config": "config/vox.yaml"},
         notes=MODES_NOTE
         + f"Weights: the author's VoxCeleb checkpoint ('the corresponding config is vox.yaml', monkey-net issue #16), "
-        f"shared on Yandex Disk ({README_URL}; other datasets: {ISSUE_URL}). Save it as weights/monkeynet-vox.pth.tar. "
+        f"shared on Yandex Disk ({VOX_URL}). Save it as weights/monkeynet-vox.pth.tar. "
         "Loaded with torch weights_only: the published file holds only tensors and numbers.",
     ),
     ModelCard(
@@ -113,11 +113,12 @@ CARDS: list[ModelCard] = [
         license=LICENSE,
         paper=PAPER,
         code=CODE,
-        files=(WeightFile(filename="monkeynet-taichi.pth.tar", url=ISSUE_URL),),
+        files=(WeightFile(filename="monkeynet-taichi.pth.tar", url=TAICHI_URL),),
         modes=("relative", "absolute"),
         default_mode="relative",
         options={"model_params": _model_params(1024, 5), "config": "config/taichi.yaml"},
-        notes=MODES_NOTE + f"Weights: the author's Tai-Chi checkpoint on Yandex Disk ({ISSUE_URL}, monkey-net issue #29); "
+        notes=MODES_NOTE + f"Weights: the author's Tai-Chi checkpoint on Yandex Disk ({TAICHI_URL}, monkey-net issue #6; "
+        f"also in the folder of issue #29, {ISSUE_URL}); "
         "save it as weights/monkeynet-taichi.pth.tar.",
     ),
     ModelCard(

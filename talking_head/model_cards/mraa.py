@@ -18,9 +18,9 @@ LICENSE = (
 MODES = ("standard", "relative", "avd")
 
 
-def _model_params(pad: int, bg_type: str) -> dict:
+def _model_params(pad: int, bg_type: str, num_regions: int = 10) -> dict:
     return {
-        "num_regions": 10,
+        "num_regions": num_regions,
         "num_channels": 3,
         "estimate_affine": True,
         "revert_axis_swap": True,
@@ -63,7 +63,7 @@ _MODE_NOTES = (
 
 
 def _card(tag, title, description, good_at, bad_at, filename, sha256, config, pad, bg_type,
-          resolution=256, size_mb=None, extra_notes=""):
+          resolution=256, size_mb=None, extra_notes="", size_bytes=None, num_regions=10):
     return ModelCard(
         name=f"mraa.{tag}",
         family="mraa",
@@ -75,16 +75,17 @@ def _card(tag, title, description, good_at, bad_at, filename, sha256, config, pa
         license=LICENSE,
         paper=PAPER,
         code=CODE,
-        files=(WeightFile(filename=filename, hf_repo=None, sha256=sha256, size_mb=size_mb, url=DRIVE),),
+        files=(WeightFile(filename=filename, hf_repo=None, sha256=sha256, size_mb=size_mb, size_bytes=size_bytes, url=DRIVE),),
         modes=MODES,
         default_mode="relative",
         controls=(),
-        options={"model_params": _model_params(pad, bg_type), "config": config},
+        options={"model_params": _model_params(pad, bg_type, num_regions), "config": config},
         notes=(
             f"Config: {config} of the published code. "
             + _MODE_NOTES
             + " The weights are only on the authors' Google Drive folder: download "
-            + f"'{filename}' from there into weights/. "
+            + f"'{filename}' from there into weights/. The sha256 on the card is that of the authors' git-LFS "
+            "copy; a Drive copy whose hash differs can be kept with --trust-file. "
             + extra_notes
         ).strip(),
     )
@@ -123,6 +124,7 @@ CARDS: list[ModelCard] = [
         config="config/taichi256.yaml",
         pad=0,
         bg_type="affine",
+        size_mb=273.4,
     ),
     _card(
         "ted384",
@@ -139,6 +141,26 @@ CARDS: list[ModelCard] = [
         pad=0,
         bg_type="affine",
         resolution=384,
+        size_mb=273.4,
+    ),
+    _card(
+        "ted-youtube384",
+        "MRAA upper body (TED talks from YouTube, 384 px, 20 regions)",
+        "Motion Representations for Articulated Animation trained on the larger TED-talk set collected from "
+        "YouTube at 384x384, with twenty moving parts instead of ten.",
+        good_at="Presenters and speakers filmed from the waist up, like ted384, with finer parts (twenty "
+        "regions) for arms and hands.",
+        bad_at="Close-up faces (use vox256), fine facial expressions, fast hand movement and busy "
+        "backgrounds; slower than the 256 px models.",
+        filename="ted-youtube384.pth",
+        sha256="75ce78089fc2f0b0a276346bf8f14c2043895845ed869bdbe9b2656d3feec13b",
+        config="config/ted-youtube384.yaml",
+        pad=0,
+        bg_type="affine",
+        resolution=384,
+        size_bytes=292_943_746,
+        num_regions=20,
+        extra_notes="Its config sets num_regions 20 (the other MRAA configs use 10).",
     ),
     _card(
         "mgif256",
@@ -153,6 +175,7 @@ CARDS: list[ModelCard] = [
         config="config/mgif256.yaml",
         pad=0,
         bg_type="zero",
+        size_mb=248.3,
         extra_notes="Its config has no background network (bg_type 'zero').",
     ),
 ]
