@@ -19,6 +19,8 @@ from talking_head.errors import BadInputError, TalkingHeadError
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
+TRUST_HELP = ("keep a weights file whose size or sha256 differs from the model card's (remembered for that file; "
+              "same as TALKING_HEAD_TRUST_FILES=1)")
 
 
 # ----------------------------------------------------------------------------------------- options
@@ -112,8 +114,13 @@ def cmd_animate(args) -> int:
     video.VideoReader(args.driving)
     check_device(args.device)
 
-    model = load_model(card.name, device=args.device, allow_download=not args.offline,
-                       progress=_download_printer(args.quiet))
+    printer = _download_printer(args.quiet)
+    try:
+        model = load_model(card.name, device=args.device, allow_download=not args.offline,
+                           progress=printer, trust=True if args.trust_file else None)
+    finally:
+        if printer:
+            printer.close()
     bar = _progress_bar(args.quiet)
     try:
         report = animate_file(
@@ -159,46 +166,71 @@ def _progress_bar(quiet: bool):
     return None if quiet else _Bar()
 
 
+class _DownloadBar:
+    """Download progress (fraction, message) as a tqdm bar per file; other messages as their own line."""
+
+    def __init__(self):
+        self._tqdm = None
+        self._label = None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        from tqdm import tqdm
+
+        if message != self._label and message.startswith("downloading"):
+            self.close()
+            self._label = message
+            self._tqdm = tqdm(total=1000, desc=message, file=sys.stderr, dynamic_ncols=True,
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        if message == self._label and self._tqdm is not None:
+            self._tqdm.update(max(0, int(fraction * 1000) - self._tqdm.n))
+        elif message != self._label:
+            self.close()
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        self._tqdm = self._label = None
+
+
 def _download_printer(quiet: bool):
-    if quiet:
-        return None
-
-    def show(fraction: float, message: str) -> None:
-        print(message, file=sys.stderr)
-
-    return show
+    return None if quiet else _DownloadBar()
 
 
-def _weights_lines(card) -> tuple[str, list[str]]:
-    """('present'/'missing'/'none needed', one line per file saying where it is or where to get it)."""
-    from talking_head import hub
-
-    state, files = hub.weights_status(card)
+def _weights_lines(summary) -> list[str]:
+    """One line per file: where it is and what it is, or where to get it."""
     lines = []
-    for wf, found in files:
-        size = f", {wf.size_mb:.0f} MB" if wf.size_mb else ""
-        lines.append(f"{wf.filename}: present at {found}" if found else f"{wf.filename}: missing{size}; {hub.where_to_get(wf)}")
-    return state, lines
+    for wf, found, kind, phrase in summary.files:
+        size = f", {wf.size_mb:,.1f} MB" if wf.size_mb else ""
+        lines.append(f"{wf.filename}: present at {found}: {phrase}" if found
+                     else f"{wf.filename}: missing{size}; {phrase}")
+    return lines
 
 
 def cmd_models(args) -> int:
     from talking_head.registry import list_models
+
+    from talking_head.model_summary import summarize
 
     cards = list_models()
     if args.names:
         for card in cards:
             print(card.name)
         return EXIT_OK
-    rows = [("name", "family", "resolution", "weights", "title")]
+    rows = [("name", "resolution", "size", "license", "weights", "from", "title")]
     details = []
     for card in cards:
-        state, lines = _weights_lines(card)
-        rows.append((card.name, card.family, f"{card.resolution}" if card.resolution else "any", state, card.title))
-        details.append((card, lines))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        summary = summarize(card)
+        state = summary.state + (f" ({summary.check})" if summary.check and summary.state != "file problem" else "")
+        rows.append((card.name, f"{card.resolution}" if card.resolution else "any", summary.size_words(),
+                     summary.license, state, summary.source, card.title))
+        details.append((card, summary))
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     for r in rows:
-        print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
-    for card, lines in details:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(last)) + "  " + r[last])
+    for card, summary in details:
+        lines = _weights_lines(summary)
         print(f"\n{card.name} ({card.family}, {card.resolution or 'any'} px)")
         print(f"  license: {card.license}")
         for line in lines or ["no weight files needed"]:
@@ -226,6 +258,7 @@ def cmd_evaluate(args) -> int:
     scores = evaluate_files(
         args.model, args.videos, device=args.device, max_seconds=args.max_seconds, auto_crop=not args.no_crop,
         batch_size=args.batch_size, allow_download=not args.offline, quiet=args.quiet,
+        trust=True if args.trust_file else None,
     )
     print(format_table(scores, args.model))
     return EXIT_OK
@@ -280,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a model control (see `models --verbose`), repeatable")
     a.add_argument("--offline", action="store_true", help="never download weights")
+    a.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a.set_defaults(handler=cmd_animate)
 
@@ -296,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--offline", action="store_true")
+    e.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
     e.add_argument("--quiet", "-q", action="store_true")
     e.set_defaults(handler=cmd_evaluate)
 

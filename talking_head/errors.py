@@ -36,3 +36,27 @@ class CheckpointError(TalkingHeadError):
 
 class UnknownModelError(TalkingHeadError):
     """A model name that is not in the registry."""
+
+
+class LfsPointerError(CheckpointError):
+    """A git-LFS pointer file (a few lines of text) saved where the checkpoint belongs."""
+
+
+class HtmlPageError(CheckpointError):
+    """A web page (a Drive quota or sign-in page) saved where the checkpoint belongs."""
+
+
+class TruncatedFileError(CheckpointError):
+    """A file smaller than the card's: an interrupted download."""
+
+
+class FileMismatchError(CheckpointError):
+    """A complete file that is not the card's (other sha256 or size); the user may keep it (trust)."""
+
+
+class WrongModelFileError(CheckpointError):
+    """A checkpoint of another model card (its keys and shapes match that card)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle that needs arbitrary code to load; refused."""

@@ -113,7 +113,8 @@ def evaluate_clip(engine, path, max_frames: int | None = None, mesh=None, progre
 
 
 def evaluate_files(model_name: str, paths, device=None, max_seconds: float | None = None, auto_crop: bool = True,
-                   batch_size: int = 8, allow_download: bool = True, quiet: bool = False) -> list[ClipScores]:
+                   batch_size: int = 8, allow_download: bool = True, quiet: bool = False,
+                   trust: bool | None = None) -> list[ClipScores]:
     """Load ``model_name`` and score it on every clip in ``paths``."""
     from talking_head import face as facelib
     from talking_head.engine import AnimateSettings, Engine
@@ -122,7 +123,7 @@ def evaluate_files(model_name: str, paths, device=None, max_seconds: float | Non
 
     for p in paths:  # fail fast on a bad file, before loading the model
         VideoReader(p)
-    model = load_model(model_name, device=device, allow_download=allow_download)
+    model = load_model(model_name, device=device, allow_download=allow_download, trust=trust)
     settings = AnimateSettings(auto_crop=auto_crop, paste_back=False, batch_size=batch_size)
     engine = Engine(model, settings)
     mesh = facelib.FaceMesh(static_image_mode=True)

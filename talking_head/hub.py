@@ -3,23 +3,26 @@
 Where a file is looked for, in order:
 1. ``weights/<filename>`` (or ``$TALKING_HEAD_WEIGHTS/<filename>``): a local file always wins;
 2. the Hugging Face Hub cache (``huggingface_hub``'s own cache, any revision pinned on the card);
-3. a download from the Hub, when the file is on the Hub and the Hub answers within seconds.
+3. a download from the Hub (pinned revision), when the file is on the Hub and the Hub answers within seconds;
+4. a plain HTTPS download (``download_url``, e.g. a GitHub release asset) into ``weights/``, resumable,
+   through a ``.part`` file that is renamed only once checked.
 
-Checkpoints are read with ``torch.load(weights_only=True)`` or safetensors only: never an
-arbitrary unpickle.
+Every file found or downloaded is checked before use (``file_checks``): a git-LFS pointer or a web page
+saved in its place, a truncated file, and a size or sha256 other than the card's are each named as
+such; a file that differs can be kept with an explicit override (``trust``). Checkpoints are read with
+``torch.load(weights_only=True)`` or safetensors only: never an arbitrary unpickle.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import socket
-import threading
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
+from talking_head import downloads, file_checks
 from talking_head.cards import ModelCard, WeightFile
-from talking_head.errors import CheckpointError, WeightsMissingError
+from talking_head.errors import CheckpointError, HtmlPageError, LfsPointerError, UnsafeCheckpointError, WeightsMissingError
+from talking_head.errors import FileMismatchError, TruncatedFileError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBE_TIMEOUT_S = 3.0
@@ -68,11 +71,47 @@ def weights_present(card: ModelCard) -> bool:
     return all(find_file(wf) is not None for wf in card.files)
 
 
+def records() -> file_checks.FileRecords:
+    """sha256 and trust records of weight files, kept next to the weights folder's files."""
+    return file_checks.FileRecords(weights_dir() / ".talking-head-files.json")
+
+
+def _hub_words(wf: WeightFile) -> str:
+    pin = f" at commit {wf.revision[:12]}" if wf.revision else ""
+    return f"Hugging Face {wf.hf_repo_type} {wf.hf_repo} ({wf.hf_path}{pin})"
+
+
 def where_to_get(wf: WeightFile) -> str:
-    """Where a missing file comes from, in words: the Hub location, or the page to get it and where to put it."""
+    """Where a missing file comes from, in words: the Hub, an HTTPS address, or the page to get it by hand."""
+    if wf.on_hub and wf.download_url:
+        return f"downloaded on first use from {_hub_words(wf)}, else from {wf.download_url}"
     if wf.on_hub:
-        return f"downloaded on first use from Hugging Face {wf.hf_repo_type} {wf.hf_repo} ({wf.hf_path})"
+        return f"downloaded on first use from {_hub_words(wf)}"
+    if wf.download_url:
+        by_hand = f" (or by hand from {wf.url})" if wf.url else ""
+        return f"downloaded on first use from {wf.download_url} into {local_path(wf)}{by_hand}"
     return f"get it from {wf.url or 'its authors'} and put it at {local_path(wf)}"
+
+
+def source_words(wf: WeightFile) -> str:
+    """Where a file comes from, in a few words (for listings): 'Hub space owner/name', 'github.com release', ..."""
+    parts = []
+    if wf.on_hub:
+        parts.append(f"Hub {wf.hf_repo_type} {wf.hf_repo}" + (f"@{wf.revision[:7]}" if wf.revision else ""))
+    if wf.download_url:
+        url = urlparse(wf.download_url)
+        parts.append("GitHub release" if url.hostname == "github.com" and "/releases/download/" in url.path
+                     else f"{url.hostname} (HTTPS)")
+    if not parts:
+        parts.append(f"by hand from {urlparse(wf.url).hostname if wf.url else 'its authors'}")
+    return ", then ".join(parts)
+
+
+def fix_words(wf: WeightFile) -> str:
+    """How to get a good copy again, as the end of a sentence ('Delete it and ...')."""
+    if wf.downloadable:
+        return f"run again to download it ({where_to_get(wf)})"
+    return f"get it again from {wf.url or 'its authors'} and put it at {local_path(wf)}"
 
 
 def weights_status(card: ModelCard) -> tuple[str, list[tuple[WeightFile, Path | None]]]:
@@ -83,34 +122,13 @@ def weights_status(card: ModelCard) -> tuple[str, list[tuple[WeightFile, Path | 
     return ("missing" if any(p is None for _, p in found) else "present"), found
 
 
-def _offline_env() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
 
 def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True when the Hub endpoint accepts a TCP connection within ``timeout`` seconds.
-
-    Runs the DNS lookup and connect in a daemon thread so a hanging resolver cannot block us.
-    """
-    if _offline_env():
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or "huggingface.co"
-    port = parsed.port or (443 if parsed.scheme != "http" else 80)
-    result: list[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout)
-    return bool(result and result[0])
+    """True when the Hub endpoint accepts a TCP connection within ``timeout`` seconds."""
+    return downloads.host_reachable(hub_endpoint(), timeout)
 
 
 def missing_message(card: ModelCard, wf: WeightFile, reason: str) -> WeightsMissingError:
@@ -136,7 +154,7 @@ def _progress_tqdm(progress: ProgressFn, label: str):
     return ProgressTqdm
 
 
-def _download(wf: WeightFile, progress: ProgressFn | None) -> Path:
+def _download_hub(wf: WeightFile, progress: ProgressFn | None) -> Path:
     from huggingface_hub import hf_hub_download
 
     label = f"downloading {wf.filename}"
@@ -152,58 +170,138 @@ def _download(wf: WeightFile, progress: ProgressFn | None) -> Path:
         etag_timeout=PROBE_TIMEOUT_S,
         tqdm_class=_progress_tqdm(progress, label) if progress else None,
     )
-    if progress:
-        progress(1.0, f"downloaded {wf.filename}")
     return Path(path)
 
 
-_verified: dict[tuple[str, int, float], bool] = {}
+def _download_https(wf: WeightFile, progress: ProgressFn | None, trust: bool,
+                    recs: file_checks.FileRecords) -> tuple[Path, file_checks.Identity]:
+    """``download_url`` -> ``weights/<filename>``, through a ``.part`` renamed only once it passed the checks."""
+    dest = local_path(wf)
+    label = f"downloading {wf.filename}"
+    if progress:
+        progress(0.0, label)
+    part = downloads.download(wf.download_url, dest, progress, label)
+    try:
+        file_checks.check_content(part, fix_words(wf))
+        ident = file_checks.check_identity(part, wf, recs, fix_words(wf), trust)
+    except (LfsPointerError, HtmlPageError, TruncatedFileError):
+        part.unlink()  # useless bytes: the next run starts afresh
+        raise
+    # a FileMismatchError leaves the whole .part in place: --trust-file then takes it without a new download
+    digest = recs.sha256(part)
+    os.replace(part, dest)
+    recs.put(dest, sha256=digest, trusted=ident.state == "trusted")
+    return dest, file_checks.Identity(ident.state, digest, ident.detail)
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    if not expected:
-        return
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime)
-    if _verified.get(key):
-        return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != expected.lower():
-        raise CheckpointError(
-            f"'{path}' is not the expected file: its sha256 is {h.hexdigest()}, expected {expected}.",
-            "The file is damaged or a different checkpoint; download it again.",
-        )
-    _verified[key] = True
+def check_file(wf: WeightFile, path: Path, trust: bool = False, recs: file_checks.FileRecords | None = None,
+               card: ModelCard | None = None) -> file_checks.Identity:
+    """Raise the named error when ``path`` is not the card's file (see file_checks); its Identity otherwise.
 
-
-def fetch_files(card: ModelCard, allow_download: bool = True, progress: ProgressFn | None = None) -> list[Path]:
-    """Paths of all files a card needs; downloads what is missing when the Hub answers.
-
-    Raises WeightsMissingError within seconds when a file is missing and cannot be downloaded.
+    With ``card``: a file whose size or hash differs that is really another card's checkpoint names that card.
     """
+    recs = recs or records()
+    file_checks.check_content(path, fix_words(wf))
+    try:
+        return file_checks.check_identity(path, wf, recs, fix_words(wf), trust)
+    except (TruncatedFileError, FileMismatchError) as err:
+        if card is None or wf not in card.files:
+            raise
+        from talking_head.checkpoint_match import identify
+
+        better = identify(card, card.files.index(wf), path)
+        if better is None:
+            raise
+        raise better from err
+
+
+def downloaded_message(wf: WeightFile, ident: file_checks.Identity) -> str:
+    if ident.state == "matched":
+        return f"downloaded {wf.filename} (sha256 matches the card)"
+    if ident.state == "trusted":
+        return f"downloaded {wf.filename}: it differs from the card ({ident.detail}); kept because you trust it"
+    return (f"downloaded {wf.filename}: sha256 {ident.sha256} (the card pins none; compare it with the one "
+            "your source publishes)")
+
+
+def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: ProgressFn | None, trust: bool,
+            recs: file_checks.FileRecords, reachable: dict[str, bool]) -> Path:
+    """Download a missing file: from the Hub first, then from its HTTPS address; a clear error within seconds."""
+    if not wf.downloadable:
+        raise missing_message(card, wf, "it is not published where this program can download it")
+    if not allow_download:
+        raise missing_message(card, wf, "downloads are turned off")
+
+    def up(url: str) -> bool:
+        host = urlparse(url).hostname or url
+        if host not in reachable:
+            reachable[host] = downloads.host_reachable(url)
+        return reachable[host]
+
+    reasons = []
+    if wf.on_hub:
+        if up(hub_endpoint()):
+            try:
+                path = _download_hub(wf, progress)
+            except Exception as exc:  # network, auth or 404 from huggingface_hub: all mean "not here"
+                reasons.append(f"the Hub download failed: {exc}")
+            else:
+                ident = check_file(wf, path, trust, recs, card)
+                if progress:
+                    progress(1.0, downloaded_message(wf, file_checks.Identity(ident.state, recs.sha256(path), ident.detail)))
+                return path
+        else:
+            reasons.append("the Hugging Face Hub cannot be reached")
+    if wf.download_url:
+        host = urlparse(wf.download_url).hostname
+        if up(wf.download_url):
+            try:
+                path, ident = _download_https(wf, progress, trust, recs)
+            except downloads.DownloadError as exc:
+                reasons.append(f"the download from {host} failed: {exc}")
+            else:
+                if progress:
+                    progress(1.0, downloaded_message(wf, ident))
+                return path
+        else:
+            reasons.append(f"{host} cannot be reached")
+    raise missing_message(card, wf, "; ".join(reasons))
+
+
+def fetch_files(card: ModelCard, allow_download: bool = True, progress: ProgressFn | None = None,
+                trust: bool | None = None) -> list[Path]:
+    """Paths of all files a card needs, each checked; downloads what is missing when its source answers.
+
+    Raises WeightsMissingError within seconds when a file is missing and cannot be downloaded, and a
+    CheckpointError subclass naming what a present file really is when it is not the card's file.
+    ``trust`` (default: ``$TALKING_HEAD_TRUST_FILES``) keeps a file whose size or sha256 differs.
+    """
+    trust = file_checks.trust_from_env() if trust is None else trust
+    recs = records()
+    reachable: dict[str, bool] = {}
     paths = []
-    online: bool | None = None
     for wf in card.files:
         path = find_file(wf)
         if path is None:
-            if not wf.on_hub:
-                raise missing_message(card, wf, "it is not published on the Hugging Face Hub")
-            if not allow_download:
-                raise missing_message(card, wf, "downloads are turned off")
-            if online is None:
-                online = hub_reachable()
-            if not online:
-                raise missing_message(card, wf, "the Hugging Face Hub cannot be reached")
-            try:
-                path = _download(wf, progress)
-            except Exception as exc:  # network, auth or 404 from huggingface_hub: all mean "not here"
-                raise missing_message(card, wf, f"the download failed: {exc}") from exc
-        verify_sha256(path, wf.sha256)
+            path = _obtain(card, wf, allow_download, progress, trust, recs, reachable)
+        else:
+            check_file(wf, path, trust, recs, card)
         paths.append(path)
     return paths
+
+
+def file_states(card: ModelCard) -> list[tuple[WeightFile, Path | None, str, str]]:
+    """[(file, path or None, kind, phrase)]: kind 'missing' (phrase: where it comes from) or, for a present
+    file, file_checks.describe's kind ('matched', 'unpinned', 'trusted', 'problem') and phrase."""
+    recs = records()
+    out = []
+    for wf in card.files:
+        path = find_file(wf)
+        if path is None:
+            out.append((wf, None, "missing", where_to_get(wf)))
+        else:
+            out.append((wf, path, *file_checks.describe(path, wf, recs)))
+    return out
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -219,6 +317,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"Checkpoint '{path}' does not exist.", "Check the path.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint '{path}' is empty.", "Download the file again.")
+    file_checks.check_content(path, "download the file again")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -231,7 +330,7 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as exc:
         text = str(exc)
         if "Weights only load failed" in text or "weights_only" in text:
-            raise CheckpointError(
+            raise UnsafeCheckpointError(
                 f"'{path.name}' contains Python objects beyond tensors, and loading it would run "
                 "arbitrary code, so it was refused.",
                 "Use the published checkpoint file, or convert it to safetensors on a trusted machine.",

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from talking_head import hub
 from talking_head.cards import ModelCard
-from talking_head.errors import UnknownModelError
+from talking_head.errors import CheckpointError, UnknownModelError
 from talking_head.model_cards import FAMILIES
 
 DEFAULT_MODEL = "landmark"
@@ -46,14 +46,29 @@ def weights_present(name: str) -> bool:
     return hub.weights_present(get_card(name))
 
 
-def load_model(name: str = DEFAULT_MODEL, device=None, pretrained: bool = True, allow_download: bool = True, progress=None):
+def load_model(name: str = DEFAULT_MODEL, device=None, pretrained: bool = True, allow_download: bool = True, progress=None,
+               trust: bool | None = None):
     """Build the model behind ``name`` on ``device`` (auto: CUDA, MPS, CPU).
 
     ``pretrained=False`` builds the architecture without loading any file (for tests and parity).
+    ``trust`` keeps weight files whose size or sha256 differs from the card's (default:
+    ``$TALKING_HEAD_TRUST_FILES``). A file that does not fit but matches another card names that card.
     """
     from talking_head.device import pick_device
 
     card = get_card(name)
-    paths = hub.fetch_files(card, allow_download=allow_download, progress=progress) if (pretrained and card.files) else None
+    paths = None
+    if pretrained and card.files:
+        paths = hub.fetch_files(card, allow_download=allow_download, progress=progress, trust=trust)
     module = importlib.import_module(f"talking_head.models.{card.family}")
-    return module.create(card, paths, pick_device(device))
+    try:
+        return module.create(card, paths, pick_device(device))
+    except CheckpointError as err:
+        if paths is None or type(err) is not CheckpointError:  # the named kinds already say what the file is
+            raise
+        from talking_head.checkpoint_match import explain
+
+        better = explain(card, paths)
+        if better is None:
+            raise
+        raise better from err

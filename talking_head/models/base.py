@@ -162,8 +162,11 @@ def to_uint8(images) -> np.ndarray:
 
 
 def cpu_state_dict(module) -> dict:
-    """A detached CPU copy of ``module.state_dict()`` (what a checkpoint file holds)."""
-    return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+    """A detached CPU copy of ``module.state_dict()`` (what a checkpoint file holds).
+
+    Tensors on the ``meta`` device stay there (shapes only: checkpoint_match builds file layouts so).
+    """
+    return {k: v.detach() if v.is_meta else v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
 
 
 def with_batch_counters(module, state_dict: dict) -> dict:

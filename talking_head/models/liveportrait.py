@@ -22,7 +22,9 @@ from talking_head import camera
 from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, CheckpointError
 from talking_head.hub import load_checkpoint
-from talking_head.models.base import Animator, FrameResult, TransferOptions, load_strict, module_dicts, to_tensor
+from talking_head.models.base import (
+    Animator, FrameResult, TransferOptions, cpu_state_dict, load_strict, module_dicts, to_tensor,
+)
 from talking_head.models.liveportrait_modules import (
     AppearanceFeatureExtractor,
     KeypointMLP,
@@ -508,11 +510,8 @@ def create(card: ModelCard, paths, device, half: bool | str | None = None) -> Li
 def published_checkpoints(animator: LivePortraitAnimator) -> dict[str, object]:
     """{card filename: object to torch.save} in the published layout (bare dicts; ``module.`` MLP keys)."""
     nets = animator.nets
-
-    def cpu(module):
-        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
     files = [wf.filename for wf in animator.card.files]
-    out: dict[str, object] = {name: cpu(getattr(nets, key)) for name, key in zip(files, BASE_FILES)}
-    out[files[-1]] = {entry: {f"module.{k}": v for k, v in cpu(getattr(nets, name)).items()} for entry, name in MLP_ENTRIES.items()}
+    out: dict[str, object] = {name: cpu_state_dict(getattr(nets, key)) for name, key in zip(files, BASE_FILES)}
+    out[files[-1]] = {entry: {f"module.{k}": v for k, v in cpu_state_dict(getattr(nets, name)).items()}
+                      for entry, name in MLP_ENTRIES.items()}
     return out
