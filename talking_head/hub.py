@@ -224,6 +224,14 @@ def downloaded_message(wf: WeightFile, ident: file_checks.Identity) -> str:
             "your source publishes)")
 
 
+def _up(url: str, memo: dict[str, bool]) -> bool:
+    """Whether ``url``'s host answers, probed once per host (``memo``)."""
+    host = urlparse(url).hostname or url
+    if host not in memo:
+        memo[host] = downloads.host_reachable(url)
+    return memo[host]
+
+
 def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: ProgressFn | None, trust: bool,
             recs: file_checks.FileRecords, reachable: dict[str, bool]) -> Path:
     """Download a missing file: from the Hub first, then from its HTTPS address; a clear error within seconds."""
@@ -232,15 +240,9 @@ def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: Pro
     if not allow_download:
         raise missing_message(card, wf, "downloads are turned off")
 
-    def up(url: str) -> bool:
-        host = urlparse(url).hostname or url
-        if host not in reachable:
-            reachable[host] = downloads.host_reachable(url)
-        return reachable[host]
-
     reasons = []
     if wf.on_hub:
-        if up(hub_endpoint()):
+        if _up(hub_endpoint(), reachable):
             try:
                 path = _download_hub(wf, progress)
             except Exception as exc:  # network, auth or 404 from huggingface_hub: all mean "not here"
@@ -254,7 +256,7 @@ def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: Pro
             reasons.append("the Hugging Face Hub cannot be reached")
     if wf.download_url:
         host = urlparse(wf.download_url).hostname
-        if up(wf.download_url):
+        if _up(wf.download_url, reachable):
             try:
                 path, ident = _download_https(wf, progress, trust, recs)
             except downloads.DownloadError as exc:
@@ -266,6 +268,46 @@ def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: Pro
         else:
             reasons.append(f"{host} cannot be reached")
     raise missing_message(card, wf, "; ".join(reasons))
+
+
+def sources_reachable(card: ModelCard) -> bool:
+    """Whether each missing file of ``card`` has a download source that answers (seconds at most offline)."""
+    memo: dict[str, bool] = {}
+    missing = [wf for wf in card.files if find_file(wf) is None]
+    return bool(missing) and all(
+        (wf.on_hub and _up(hub_endpoint(), memo)) or (wf.download_url is not None and _up(wf.download_url, memo))
+        for wf in missing
+    )
+
+
+def file_problem(card: ModelCard) -> CheckpointError | None:
+    """The error loading ``card`` would raise for a present file (pointer, web page, truncated, another
+    card's or a differing file), or None; the app shows its sentence as the CLI does."""
+    recs = records()
+    for wf in card.files:
+        path = find_file(wf)
+        if path is None:
+            continue
+        try:
+            check_file(wf, path, file_checks.trust_from_env(), recs, card)
+        except CheckpointError as err:
+            return err
+    return None
+
+
+def trust_present_files(card: ModelCard, trusted: bool = True) -> list[Path]:
+    """Record (or withdraw) the user's trust in the present files of ``card``; the paths it applies to."""
+    recs = records()
+    done = []
+    for wf in card.files:
+        path = find_file(wf)
+        if path is not None:
+            if trusted:
+                recs.trust(path)
+            else:
+                recs.put(path, trusted=False)
+            done.append(path)
+    return done
 
 
 def fetch_files(card: ModelCard, allow_download: bool = True, progress: ProgressFn | None = None,

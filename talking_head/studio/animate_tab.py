@@ -12,7 +12,8 @@ import gradio as gr
 
 from talking_head import hub
 from talking_head.cards import Control, ModelCard
-from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.errors import BadInputError, FileMismatchError, TalkingHeadError
+from talking_head.model_summary import summarize
 from talking_head.examples import example_files
 from talking_head.registry import get_card
 from talking_head.studio.common import (
@@ -101,9 +102,11 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
             model = gr.Dropdown(choices=model_choices(cards), value=default_model, label="Model",
                                 elem_id="animate-model")
             weights_note = gr.Markdown(_weights_note(default_card), elem_id="animate-weights")
-            download = gr.Button("Download weights from the Hugging Face Hub", visible=downloadable(default_card),
+            download = gr.Button("Download weights", visible=downloadable(default_card),
                                  elem_id="animate-download",
                                  size="sm")
+            trust = gr.Checkbox(label="Trust my weights files (keep them although they differ from the card)",
+                                value=False, visible=_mismatch(default_card), elem_id="animate-trust")
             with gr.Accordion("Model card", open=False):
                 card_md = gr.Markdown(card_markdown(default_card))
 
@@ -217,8 +220,9 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
     # -- model picker
     def on_model(model_name):
         card = get_card(model_name)
-        online = downloadable(card) and hub.hub_reachable()  # a few seconds at most when offline
+        online = downloadable(card) and hub.sources_reachable(card)  # a few seconds at most when offline
         updates = [gr.update(value=_weights_note(card, online=online)), gr.update(visible=online),
+                   gr.update(visible=_mismatch(card), value=False),
                    gr.update(value=card_markdown(card)),
                    gr.update(choices=list(card.modes), value=card.default_mode, visible=_has_family_modes(card)),
                    gr.update(visible=_pose_editable(card))]
@@ -227,7 +231,7 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
             updates.append(gr.update(visible=own is not None, **({"value": own.default} if own is not None else {})))
         return updates
 
-    model.change(on_model, [model], [weights_note, download, card_md, mode, pose_box, *control_components],
+    model.change(on_model, [model], [weights_note, download, trust, card_md, mode, pose_box, *control_components],
                  api_visibility="private", show_progress="minimal")
 
     def do_download(model_name, progress=gr.Progress()):
@@ -240,6 +244,14 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
                 gr.update(value=card_markdown(card)), gr.update(choices=model_choices(cards), value=model_name))
 
     download.click(do_download, [model], [weights_note, download, card_md, model], api_visibility="private")
+
+    def do_trust(model_name, trusted):
+        card = get_card(model_name)
+        hub.trust_present_files(card, trusted=bool(trusted))
+        return (gr.update(value=_weights_note(card)), gr.update(value=card_markdown(card)),
+                gr.update(choices=model_choices(cards), value=model_name))
+
+    trust.input(do_trust, [model, trust], [weights_note, card_md, model], api_visibility="private")
 
     reference.change(lambda r: gr.update(visible=r == "index"), [reference], [ref_index], api_visibility="private",
                      queue=False)
@@ -374,24 +386,41 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
                              concurrency_limit=2)
 
 
-def _weights_note(card: ModelCard, online: bool | None = None) -> str:
-    """What the user must do to run ``card``: nothing, download it, or place a file in weights/.
+def _mismatch(card: ModelCard) -> bool:
+    """A present file differs from the card (size or sha256) or was trusted: the trust box applies."""
+    if isinstance(hub.file_problem(card), FileMismatchError):
+        return True
+    return any(kind == "trusted" for _, _, kind, _ in hub.file_states(card))
 
-    ``online``: whether the Hub answered (None: not probed, assume a download is possible).
+
+def _weights_note(card: ModelCard, online: bool | None = None) -> str:
+    """What the user must do to run ``card``: nothing, fix a file, download it, or place a file in weights/.
+
+    ``online``: whether the download sources answered (None: not probed, assume a download is possible).
+    A present file that is not the card's gets the same sentence the CLI prints (hub.file_problem).
     """
+    summary = summarize(card)
+    problem = hub.file_problem(card)
+    if problem is not None:
+        return f"**{card.name}**: {problem.message} {problem.hint}"
     state, lines = weights_status(card)
     if state != "missing":
-        return f"**{card.name}**: ready ({'no weights needed' if state == 'none needed' else 'weights present'})."
+        if state == "none needed":
+            return f"**{card.name}**: ready (no weights needed)."
+        return (f"**{card.name}**: ready (weights present, {summary.check}; {summary.size_words()}, "
+                f"{summary.license}).\n" + "\n".join(f"- {line}" for line in lines))
     missing = [wf for wf in card.files if hub.find_file(wf) is None]
+    size = sum(wf.size_mb or 0 for wf in missing)
+    size_words = f" ({size:,.0f} MB)" if size else ""
     if downloadable(card):
         if online is None or online:
-            size = sum(wf.size_mb or 0 for wf in missing)
-            return (f"**{card.name}**: weights missing; they can be downloaded from the Hugging Face Hub"
-                    + (f" ({size:.0f} MB)" if size else "") + " with the button below.")
-        return (f"**{card.name}**: weights missing and the Hugging Face Hub cannot be reached. Place these files:\n"
-                + "\n".join(f"- `{wf.filename}` (Hub: `{wf.hf_repo}` / `{wf.hf_path}`) at `{hub.local_path(wf)}`"
-                            for wf in missing))
-    return (f"**{card.name}**: weights missing; they are not on the Hub. Place these files:\n"
+            return (f"**{card.name}**: weights missing{size_words}; license: {summary.license}. They can be "
+                    f"downloaded from {summary.source} with the button below.")
+        return (f"**{card.name}**: weights missing and their source ({summary.source}) cannot be reached. "
+                "Place these files:\n"
+                + "\n".join(f"- `{wf.filename}` ({hub.where_to_get(wf)}) at `{hub.local_path(wf)}`" for wf in missing))
+    return (f"**{card.name}**: weights missing{size_words}; license: {summary.license}. They cannot be downloaded "
+            "by this program. Place these files:\n"
             + "\n".join(f"- `{wf.filename}` from {wf.url or 'its authors'} at `{hub.local_path(wf)}`"
                         for wf in missing))
 

@@ -13,6 +13,7 @@ import numpy as np
 from talking_head import hub
 from talking_head.cards import ModelCard
 from talking_head.errors import TalkingHeadError
+from talking_head.model_summary import ModelSummary, summarize
 from talking_head.models.base import Animator
 
 NATIVE_SIZE = "model native"
@@ -80,36 +81,48 @@ class ModelPool:
 
 
 def weights_status(card: ModelCard) -> tuple[str, list[str]]:
-    """('present' | 'missing' | 'none needed', one Markdown line per weight file)."""
-    state, files = hub.weights_status(card)
+    """('present' | 'missing' | 'none needed', one Markdown line per weight file: size, what a present file
+    is (hash matched, pointer file, ...) or where a missing one comes from)."""
+    state, _ = hub.weights_status(card)
     lines = []
-    for wf, found in files:
-        size = f" ({wf.size_mb:.0f} MB)" if wf.size_mb else ""
+    for wf, found, kind, phrase in hub.file_states(card):
+        size = f" ({wf.size_mb:,.1f} MB)" if wf.size_mb else ""
         if found is not None:
-            lines.append(f"`{wf.filename}`{size}: present ({found})")
-        elif wf.on_hub:
-            lines.append(f"`{wf.filename}`{size}: missing; on the Hugging Face Hub as {wf.hf_repo_type} "
-                         f"`{wf.hf_repo}`, file `{wf.hf_path}`")
+            lines.append(f"`{wf.filename}`{size}: present ({found}): {phrase}")
+        elif wf.downloadable:
+            lines.append(f"`{wf.filename}`{size}: missing; {phrase}")
         else:
-            lines.append(f"`{wf.filename}`{size}: missing; not on the Hub: get it from {wf.url or 'its authors'} "
+            lines.append(f"`{wf.filename}`{size}: missing; not downloadable here: get it from {wf.url or 'its authors'} "
                          f"and put it at `{hub.local_path(wf)}`")
     return state, lines
 
 
 def status_mark(card: ModelCard) -> str:
-    state, _ = weights_status(card)
-    return {"present": "ready", "none needed": "ready", "missing": "weights missing"}[state]
+    return _mark(summarize(card))
+
+
+def _mark(summary: ModelSummary) -> str:
+    if summary.state == "ready" and summary.check:
+        return f"ready, {summary.check}"
+    return {"ready": "ready", "none needed": "ready", "missing": "weights missing",
+            "file problem": "file problem"}[summary.state]
 
 
 def model_choices(cards: list[ModelCard]) -> list[tuple[str, str]]:
-    """Dropdown (label, value) pairs: the name and whether it can run now."""
-    return [(f"{c.name} ({status_mark(c)})", c.name) for c in cards]
+    """Dropdown (label, value) pairs: the name, whether it can run now (and its hash check), size, license
+    and where the weights come from."""
+    out = []
+    for c in cards:
+        summary = summarize(c)
+        out.append((f"{c.name} ({_mark(summary)}) · {summary.size_words()} · {summary.license} · {summary.source}",
+                    c.name))
+    return out
 
 
 def downloadable(card: ModelCard) -> bool:
-    """Missing files that are all on the Hub (so a download can fix it)."""
+    """Missing files that can all be downloaded (Hub or HTTPS), so a download can fix it."""
     missing = [wf for wf in card.files if hub.find_file(wf) is None]
-    return bool(missing) and all(wf.on_hub for wf in missing)
+    return bool(missing) and all(wf.downloadable for wf in missing)
 
 
 def card_markdown(card: ModelCard) -> str:
@@ -134,13 +147,12 @@ def card_markdown(card: ModelCard) -> str:
 
 
 def models_table(cards: list[ModelCard]) -> list[list[str]]:
-    """Rows for the Models tab: name, weights, resolution, title, license (first sentence, shortened)."""
+    """Rows for the Models tab: name, weights (with the hash check), size, source, resolution, title, license."""
     rows = []
     for c in cards:
-        state, _ = weights_status(c)
-        license_ = c.license.split(". ")[0]
-        license_ = license_ if len(license_) <= 48 else license_[:47] + "…"
-        rows.append([c.name, state, str(c.resolution or "any"), c.title, license_])
+        summary = summarize(c)
+        rows.append([c.name, _mark(summary), summary.size_words(), summary.source, str(c.resolution or "any"),
+                     c.title, summary.license])
     return rows
 
 

@@ -7,9 +7,9 @@ from talking_head.studio.common import card_markdown, models_table
 def build_models_tab(cards) -> None:
     import gradio as gr
 
-    headers = ["name", "weights", "resolution", "title", "license"]
+    headers = ["name", "weights", "size", "weights come from", "resolution", "title", "license"]
     table = gr.Dataframe(value=models_table(cards), headers=headers, interactive=False, elem_id="models-table",
-                         wrap=True, column_widths=["16%", "11%", "9%", "30%", "34%"])
+                         wrap=True, column_widths=["13%", "13%", "8%", "20%", "8%", "24%", "14%"])
     refresh = gr.Button("Refresh weights status", size="sm")
     refresh.click(lambda: models_table(cards), None, [table], api_visibility="private")
     for card in cards:
