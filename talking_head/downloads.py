@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 PROBE_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 30.0
 ATTEMPTS = 4
-CHUNK = 1 << 20
 
 ProgressFn = Callable[[float, str], None]
 
@@ -107,7 +106,7 @@ def download(url: str, dest: Path, progress: ProgressFn | None = None, label: st
                         mode, done = "wb", 0
                     total = _total(resp, done)
                     with open(part, mode) as f:
-                        for chunk in resp.iter_bytes(CHUNK):
+                        for chunk in resp.iter_bytes():  # as it arrives (a chunk size would buffer, and lose, a cut tail)
                             f.write(chunk)
                             done += len(chunk)
                             if progress and total:

@@ -133,7 +133,7 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 def missing_message(card: ModelCard, wf: WeightFile, reason: str) -> WeightsMissingError:
     where = f"{wf.hf_repo_type} '{wf.hf_repo}', file '{wf.hf_path}'" if wf.on_hub else (wf.url or "its authors' page")
-    size = f" ({wf.size_mb:.0f} MB)" if wf.size_mb else ""
+    size = f" ({wf.size_mb:,.0f} MB)" if wf.size_mb and wf.size_mb >= 10 else (f" ({wf.size_mb:.1f} MB)" if wf.size_mb else "")
     return WeightsMissingError(
         f"Model '{card.name}' needs the file '{wf.filename}'{size}, which is not on this machine ({reason}).",
         f"Download it from {where} and put it at {local_path(wf)}",
@@ -225,11 +225,11 @@ def downloaded_message(wf: WeightFile, ident: file_checks.Identity) -> str:
 
 
 def _up(url: str, memo: dict[str, bool]) -> bool:
-    """Whether ``url``'s host answers, probed once per host (``memo``)."""
-    host = urlparse(url).hostname or url
-    if host not in memo:
-        memo[host] = downloads.host_reachable(url)
-    return memo[host]
+    """Whether ``url``'s host answers, probed once per host and port (``memo``)."""
+    where = urlparse(url).netloc or url
+    if where not in memo:
+        memo[where] = downloads.host_reachable(url)
+    return memo[where]
 
 
 def _obtain(card: ModelCard, wf: WeightFile, allow_download: bool, progress: ProgressFn | None, trust: bool,
