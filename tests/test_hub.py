@@ -205,3 +205,148 @@ def test_safetensors_loads(tmp_path):
     path.write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
         hub.load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------------------- what users end up with
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "examples" / "grace_hopper.jpg"
+DRIVING = ROOT / "examples" / "driving_talk.mp4"
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:1cc4a6bb4aa1b1b1a4b0b1b1a4b0b1b1a4b0b1b1a4b0b1b1a4b0b1b1a4b0b1b1\nsize 750926934\n")
+DRIVE_SIGN_IN = (b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Google Drive</title></head>"
+                 b"<body><a href=\"https://accounts.google.com/ServiceLogin\">Sign in</a></body></html>")
+
+
+def bad_file(kind: str, tmp_path: Path) -> bytes:
+    if kind == "lfs pointer":
+        return LFS_POINTER
+    if kind == "html page":
+        return DRIVE_SIGN_IN
+    return tiny_checkpoint(tmp_path / "whole.pth").read_bytes()[:1000]  # truncated
+
+
+NAMED_AS = {"lfs pointer": "git-LFS pointer file", "html page": "sign-in page", "truncated": "cut short"}
+
+
+@pytest.mark.parametrize("kind", list(NAMED_AS))
+def test_bad_file_is_named_by_cli_and_app_alike(kind, isolated, tmp_path, capsys, monkeypatch):
+    """What users really end up with in weights/, for the real fomm.vox-adv card: one sentence naming
+    it, exit status 2 from the CLI, and the same sentence in the app's weights note."""
+    from talking_head import cli
+    from talking_head.registry import get_card
+    from talking_head.studio.animate_tab import _weights_note
+    from talking_head.studio.common import user_error
+
+    weights, _ = isolated
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    card = get_card("fomm.vox-adv")
+    (weights / card.files[0].filename).write_bytes(bad_file(kind, tmp_path))
+    out = tmp_path / "out.mp4"
+    status = cli.main(["animate", "-s", str(SOURCE), "-d", str(DRIVING), "-m", card.name, "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and not out.exists() and "Traceback" not in err
+    problem = hub.file_problem(card)
+    assert NAMED_AS[kind] in problem.message
+    assert f"error: {problem.message}" in err and problem.hint in err
+    assert problem.message in _weights_note(card)
+    assert problem.message in str(user_error(problem))
+    assert "arbitrary code" not in err  # not the old, wrong diagnosis
+
+
+def test_load_checkpoint_names_pointer_and_page_before_unpickling(tmp_path):
+    from talking_head.errors import HtmlPageError, LfsPointerError, UnsafeCheckpointError
+
+    pointer = tmp_path / "vox-adv-cpk.pth.tar"
+    pointer.write_bytes(LFS_POINTER)
+    with pytest.raises(LfsPointerError, match="750.9 MB file"):
+        hub.load_checkpoint(pointer)
+    page = tmp_path / "page.pth"
+    page.write_bytes(DRIVE_SIGN_IN)
+    with pytest.raises(HtmlPageError):
+        hub.load_checkpoint(page)
+    evil = tmp_path / "evil.pth"
+    torch.save({"payload": Exploit()}, evil, pickle_module=pickle)
+    with pytest.raises(UnsafeCheckpointError):
+        hub.load_checkpoint(evil)
+
+
+def shapes_only_checkpoint(card_name: str, path: Path, index: int = 0) -> Path:
+    """A file with exactly the keys and shapes of ``card_name``'s file (each tensor one stored number,
+    expanded), so another card's layout costs a few KB instead of hundreds of MB."""
+    from talking_head.checkpoint_match import card_signatures
+
+    nested: dict = {}
+    for key, shape in card_signatures(card_name)[index].items():
+        *parents, leaf = key.split("/")
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = torch.zeros(1).expand(shape) if shape else torch.zeros(())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(nested, path)
+    return path
+
+
+def test_another_cards_checkpoint_is_named(isolated, capsys, tmp_path, monkeypatch):
+    from talking_head import cli
+    from talking_head.errors import WrongModelFileError
+    from talking_head.registry import get_card, load_model
+
+    weights, _ = isolated
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # FOMM's cartoon variant where the VoxCeleb file belongs: no size or hash pinned, the keys tell
+    shapes_only_checkpoint("fomm.mgif", weights / get_card("fomm.vox").files[0].filename)
+    with pytest.raises(WrongModelFileError) as err:
+        load_model("fomm.vox", device="cpu")
+    assert "checkpoint of fomm.mgif, not of fomm.vox" in err.value.message
+    assert str(weights / "mgif-cpk.pth.tar") in err.value.hint
+    # MRAA's 20-region TED model where the 10-region VoxCeleb file belongs: the sha256 differs, the keys tell
+    shapes_only_checkpoint("mraa.ted-youtube384", weights / "vox256.pth")
+    status = cli.main(["animate", "-s", str(SOURCE), "-d", str(DRIVING), "-m", "mraa.vox256",
+                       "-o", str(tmp_path / "o.mp4"), "-q"])
+    stderr = capsys.readouterr().err
+    assert status == 2 and "checkpoint of mraa.ted-youtube384, not of mraa.vox256" in stderr
+
+
+def test_cli_trust_file_keeps_a_differing_file(isolated, capsys, tmp_path, monkeypatch):
+    """A complete file whose sha256 is not the card's: refused with the way out named, then kept with
+    --trust-file (and remembered for that file)."""
+    from talking_head import cli, registry
+    from talking_head.models import mraa
+    from tests.test_mraa import random_animator, small_card
+
+    weights, _ = isolated
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    card = small_card("mraa.vox256", sha256="0" * 64)  # a test-only card: narrow networks, a hash no file has
+    ((filename, ckpt),) = mraa.published_checkpoints(random_animator(small_card("mraa.vox256"))).items()
+    torch.save(ckpt, weights / filename)
+    monkeypatch.setattr(registry, "get_card", lambda name: card)
+    args = ["animate", "-s", str(SOURCE), "-d", str(SOURCE), "-m", "mraa.vox256", "-q"]
+    out = tmp_path / "out.mp4"
+    assert cli.main(args + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sha256" in err and "--trust-file" in err and not out.exists()
+    assert cli.main(args + ["-o", str(out), "--trust-file"]) == 0
+    assert out.is_file()
+    assert cli.main(args + ["-o", str(tmp_path / "again.mp4")]) == 0  # remembered
+    assert hub.file_states(card)[0][2] == "trusted"
+
+
+def test_sha256_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    from talking_head import file_checks
+
+    path = tiny_checkpoint(tmp_path / "w.pth")
+    calls = []
+    real = file_checks.sha256_of
+    monkeypatch.setattr(file_checks, "sha256_of", lambda p: calls.append(p) or real(p))
+    store = tmp_path / "records.json"
+    first = file_checks.FileRecords(store).sha256(path)
+    file_checks._memory.clear()  # a new process: only the JSON file remains
+    assert file_checks.FileRecords(store).sha256(path) == first == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert len(calls) == 1
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))  # same size, new mtime: hashed again
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert file_checks.FileRecords(store).sha256(path) != first and len(calls) == 2
