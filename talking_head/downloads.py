@@ -96,8 +96,12 @@ def download(url: str, dest: Path, progress: ProgressFn | None = None, label: st
             headers = {"Range": f"bytes={have}-"} if have else {}
             try:
                 with client.stream("GET", url, headers=headers) as resp:
-                    if resp.status_code == 416 and have:  # nothing left to fetch: the .part is whole
-                        return part
+                    if resp.status_code == 416 and have:  # nothing left to fetch: the .part is whole ...
+                        total = resp.headers.get("content-range", "").rsplit("/", 1)[-1]
+                        if not total.isdigit() or int(total) == have:
+                            return part
+                        part.unlink()  # ... unless the server's file has another size: start again
+                        continue
                     if resp.status_code not in (200, 206):
                         raise DownloadError(f"the server answered HTTP {resp.status_code} for {url}")
                     if resp.status_code == 206 and _range_start(resp.headers.get("content-range")) == have:

@@ -181,12 +181,14 @@ def _download_https(wf: WeightFile, progress: ProgressFn | None, trust: bool,
     if progress:
         progress(0.0, label)
     part = downloads.download(wf.download_url, dest, progress, label)
+    by_hand = f"download it by hand from {wf.url or wf.download_url} and put it at {dest}"
     try:
-        file_checks.check_content(part, fix_words(wf))
-        ident = file_checks.check_identity(part, wf, recs, fix_words(wf), trust)
-    except (LfsPointerError, HtmlPageError, TruncatedFileError):
+        file_checks.check_content(part, by_hand)
+        ident = file_checks.check_identity(part, wf, recs, by_hand, trust)
+    except (LfsPointerError, HtmlPageError, TruncatedFileError) as err:
         part.unlink()  # useless bytes: the next run starts afresh
-        raise
+        raise type(err)(f"The download from {wf.download_url} is " + err.message.split("' is ", 1)[-1],
+                        err.hint.replace("Delete it and ", "Try again later, or ")) from None
     # a FileMismatchError leaves the whole .part in place: --trust-file then takes it without a new download
     digest = recs.sha256(part)
     os.replace(part, dest)

@@ -201,8 +201,17 @@ def test_a_web_page_instead_of_the_file_is_named(server, weights):
     server.state["type"] = "text/html"
     with pytest.raises(HtmlPageError) as err:
         hub.fetch_files(release_card(server.url, size_bytes=None, sha256=None))
-    assert "quota-exceeded page" in err.value.message
+    assert err.value.message.startswith(f"The download from {server.url} is a Google Drive quota-exceeded page")
+    assert "https://example.org/by-hand" in err.value.hint
     assert not (weights / NAME).exists() and not downloads.part_path(weights / NAME).exists()
+
+
+def test_a_stale_part_of_another_size_is_started_again(server, weights):
+    part = downloads.part_path(weights / NAME)
+    part.write_bytes(b"x" * (len(PAYLOAD) + 10))  # left by a run against a file that has since changed
+    (path,) = hub.fetch_files(release_card(server.url))
+    assert path.read_bytes() == PAYLOAD
+    assert [r for _, r in server.state["requests"]] == [f"bytes={len(PAYLOAD) + 10}-", None]
 
 
 def test_hub_first_then_https(server, weights, monkeypatch):

@@ -350,3 +350,20 @@ def test_sha256_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     path.write_bytes(bytes(data))  # same size, new mtime: hashed again
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert file_checks.FileRecords(store).sha256(path) != first and len(calls) == 2
+
+
+def test_app_trust_box_keeps_a_differing_file(isolated):
+    """The studio's 'Trust my weights files' box: shown for a file whose sha256 differs, and once ticked the
+    file loads and the note says it is kept."""
+    from talking_head.studio.animate_tab import _mismatch, _weights_note
+
+    weights, _ = isolated
+    tiny_checkpoint(weights / "tiny.pth")
+    card = make_card(sha256="0" * 64)
+    assert _mismatch(card) and "--trust-file" in _weights_note(card)
+    assert hub.trust_present_files(card) == [weights / "tiny.pth"]
+    assert hub.fetch_files(card) == [weights / "tiny.pth"]
+    assert "kept by you" in _weights_note(card)
+    hub.trust_present_files(card, trusted=False)
+    with pytest.raises(CheckpointError, match="sha256"):
+        hub.fetch_files(card)
