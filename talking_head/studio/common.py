@@ -151,7 +151,8 @@ def models_table(cards: list[ModelCard]) -> list[list[str]]:
     rows = []
     for c in cards:
         summary = summarize(c)
-        rows.append([c.name, _mark(summary), summary.size_words(), summary.source, str(c.resolution or "any"),
+        state = summary.state + (f" ({summary.check})" if summary.check else "")
+        rows.append([c.name, state, summary.size_words(), summary.source, str(c.resolution or "any"),
                      c.title, summary.license])
     return rows
 
