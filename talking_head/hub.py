@@ -21,11 +21,18 @@ from urllib.parse import urlparse
 
 from talking_head import downloads, file_checks
 from talking_head.cards import ModelCard, WeightFile
-from talking_head.errors import CheckpointError, HtmlPageError, LfsPointerError, UnsafeCheckpointError, WeightsMissingError
-from talking_head.errors import FileMismatchError, TruncatedFileError
+from talking_head.errors import (
+    CheckpointError,
+    FileMismatchError,
+    HtmlPageError,
+    LfsPointerError,
+    TruncatedFileError,
+    UnsafeCheckpointError,
+    WeightsMissingError,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = downloads.PROBE_TIMEOUT_S
 
 ProgressFn = Callable[[float, str], None]
 
