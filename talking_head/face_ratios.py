@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from talking_head import face as facelib
+from talking_head import file_checks
 from talking_head import hub
 from talking_head.cards import WeightFile
 from talking_head.errors import CheckpointError
@@ -129,6 +130,8 @@ class Landmarks203:
         self.path = Path(path)
         wanted = ("CUDAExecutionProvider", "CPUExecutionProvider")
         providers = [p for p in wanted if p in ort.get_available_providers()] or None
+        # a pointer file or a web page saved in its place is named as such
+        file_checks.check_content(self.path, "get liveportrait/landmark.onnx from the Hugging Face model KwaiVGI/LivePortrait")
         try:
             self._session = ort.InferenceSession(str(self.path), providers=providers)
         except Exception as exc:  # onnxruntime raises its own error types for unreadable models

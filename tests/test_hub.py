@@ -385,3 +385,13 @@ def test_app_trust_box_keeps_a_differing_file(isolated):
     hub.trust_present_files(card, trusted=False)
     with pytest.raises(CheckpointError, match="sha256"):
         hub.fetch_files(card)
+
+
+def test_pointer_file_for_the_optional_landmark_model_is_named(tmp_path):
+    from talking_head.errors import LfsPointerError
+    from talking_head.face_ratios import Landmarks203
+
+    path = tmp_path / "landmark.onnx"
+    path.write_bytes(LFS_POINTER)
+    with pytest.raises(LfsPointerError, match="git-LFS pointer"):
+        Landmarks203(path)
