@@ -206,6 +206,8 @@ def check_identity(path: Path, wf: WeightFile, records: FileRecords, fix: str, t
         digest = records.sha256(path)
         if digest != wf.sha256.lower():
             problem = f"sha256 {digest}, but the card's is {wf.sha256}"
+            if not wf.size_bytes and wf.size_mb and size < 0.99 * wf.size_mb * 1e6:  # only a rounded size known
+                problem += f" (and {size / 1e6:.1f} MB where the card's file is {wf.size_mb:.1f} MB: probably cut short)"
     if problem is None:
         return Identity("matched" if wf.sha256 else "unpinned", digest or records.cached_sha256(path))
     if trust:
