@@ -35,7 +35,7 @@ def _files(tag: str, image_file: str, image_url: str, motion_file: str, motion_u
         WeightFile(f"{root}/{image_file}", url=image_url, size_mb=image_mb),
         WeightFile(f"{root}/{motion_file}", url=motion_url, size_mb=14.0),
         WeightFile(f"{root}/pca_comp.npy", url=pca, size_mb=1.0),
-        WeightFile(f"{root}/pca_stdev.npy", url=pca, size_mb=0.01),
+        WeightFile(f"{root}/pca_stdev.npy", url=pca),
     )
 
 

@@ -34,7 +34,7 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
     key = (model_name, str(source_path), motion)
     if session.key != key:
         try:
-            card = get_card(model_name)
+            card = get_card(model_name, kind="animator")
             model = pool.get(model_name, allow_download=False)
             options = transfer_options(card, motion, True, card.control_values())
             settings = AnimateSettings(options=options, batch_size=1)

@@ -156,7 +156,7 @@ class Studio:
         """Animate ``req`` into an MP4 (+ side-by-side MP4); returns a report dict with the paths."""
         from talking_head.engine import animate_file
 
-        card = get_card(req.model)
+        card = get_card(req.model, kind="animator")
         settings = req.settings(card)
         model = self.pool.get(req.model, allow_download=False)
         folder = self.outputs.new()
@@ -191,7 +191,7 @@ class Studio:
         source = video.load_image(req.source)
         engines, warnings = [], []
         for name in names:
-            card = get_card(name)
+            card = get_card(name, kind="animator")
             engine = Engine(self.pool.get(name, allow_download=False), req.settings(card, with_controls=False))
             warnings += [f"{name}: {w}" for w in engine.set_source(source)]
             engines.append(engine)
@@ -231,7 +231,7 @@ class Studio:
         from talking_head import video, viz
         from talking_head.engine import Engine
 
-        card = get_card(req.model)
+        card = get_card(req.model, kind="animator")
         engine = Engine(self.pool.get(req.model, allow_download=False), req.settings(card))
         engine.set_source(video.load_image(req.source))
         reader = video.VideoReader(req.driving)
