@@ -157,10 +157,16 @@ def build_modules(options: dict) -> tuple[Generator, RNNModule]:
     return generator, rnn
 
 
+def load_file(path: Path) -> dict:
+    """``hub.load_checkpoint`` (weights_only) that also accepts the argparse ``Namespace`` training scripts
+    store under ``args``: plain values, nothing executable. Any other Python object is refused."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return hub.load_checkpoint(path)
+
+
 def load_image_generator(path: Path, generator: Generator, what: str) -> None:
     """The ``g_ema`` entry of a rosinality-style ``.pt`` into ``generator`` (strict)."""
-    with torch.serialization.safe_globals([argparse.Namespace]):  # training args, nothing executable
-        checkpoint = hub.load_checkpoint(path)
+    checkpoint = load_file(path)
     state = checkpoint.get("g_ema")
     if not isinstance(state, dict):
         raise CheckpointError(
@@ -171,7 +177,7 @@ def load_image_generator(path: Path, generator: Generator, what: str) -> None:
 
 
 def load_motion_generator(path: Path, rnn: RNNModule, what: str) -> None:
-    state = hub.load_checkpoint(path)
+    state = load_file(path)
     if "g_ema" in state:
         raise CheckpointError(f"'{Path(path).name}' is an image generator, not a motion generator.",
                               "Put the modelR_epoch_<N>.pth file from the card's motion-generator folder there.")
