@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from talking_head import cli, video
-from talking_head.errors import CheckpointError, NoFaceError
+from talking_head.errors import NoFaceError
 from talking_head.registry import get_card, list_models, load_model
 from tests.conftest import ROOT, app_env, free_port, media
 

@@ -2,27 +2,16 @@
 fixture's random draws, through the model's own mapping, trajectory, interpolation and synthesis."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import torch
 
 from talking_head.models import mocoganhd
 from talking_head.registry import get_card
-from tests.parity_runners import FIXTURE_DIR, fill_module
+from tests.parity_runners import fill_module, fixture_module
 
 # The fixture's fixed inputs (the draws and the PCA basis): fed in, not compared.
 INPUTS = ("z", "noise.eps", "clean.eps", "long.eps", "batch2.z", "batch2.eps", "mapping.z4", "pca_comp", "pca_stdev",
           *(f"noise_input.{i:02d}" for i in range(13)))
-
-
-def _fill_stylegan2():
-    spec = importlib.util.spec_from_file_location("parity_fill_stylegan2", FIXTURE_DIR / "fill_stylegan2.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("parity_fill_stylegan2", mod)
-    spec.loader.exec_module(mod)
-    return mod.fill_stylegan2
 
 
 def build(meta: dict) -> mocoganhd.MoCoGANHD:
@@ -34,7 +23,7 @@ def build(meta: dict) -> mocoganhd.MoCoGANHD:
     assert card.options["motion"] == {k: config[k] for k in ("h_dim", "n_pca", "w_residual")}
     model = mocoganhd.create(card, None, torch.device("cpu"))
     own = model.generator.state_dict()
-    filled = _fill_stylegan2()({k: v.numpy() for k, v in own.items()}, meta["seed"])
+    filled = fixture_module("fill_stylegan2").fill_stylegan2({k: v.numpy() for k, v in own.items()}, meta["seed"])
     model.generator.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in filled.items()}, strict=True)
     fill_module(model.rnn, meta["seed"])
     return model
