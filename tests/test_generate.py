@@ -185,6 +185,22 @@ def test_generated_files_through_the_animate_render_path(offline, generated):
     assert report["frames"] == 3
 
 
+def test_live_tab_takes_the_generated_still_as_its_source(generated):
+    """The Live tab's step with the generated still as the source and a real camera frame: random
+    weights make no face, so the readout says so (and the session keeps running); a real photo animates."""
+    from talking_head.studio.common import ModelPool
+    from talking_head.studio.live_tab import live_step
+
+    still, _ = generated
+    pool = ModelPool()
+    camera = video.VideoReader(media("driving/talk_vox.mp4")).first_frame()
+    picture, text, session = live_step(pool, camera, str(still), "landmark", "relative", False, False, None)
+    assert picture is None and "No face was found in the source picture" in text
+    picture, text, session = live_step(pool, camera, str(media("sources/photo_portrait.png")), "landmark",
+                                       "relative", False, False, session)
+    assert picture is not None and picture.ndim == 3
+
+
 def test_studio_generate_refuses_an_animator_and_reports_seeds(offline):
     from talking_head.errors import BadInputError
     from talking_head.generate import GenerateSettings
