@@ -35,7 +35,7 @@ from talking_head.models.mocoganhd_modules import RNNModule, Trajectory
 from talking_head.models.stylegan2_modules import Generator
 
 ROLES = ("image_generator", "motion_generator", "pca_comp", "pca_stdev")
-PIXELS_PER_CHUNK = 4 * 256 * 256  # frames synthesised together on a GPU: 4 at 256 px, 1 at 512 and 1024
+PIXELS_PER_CHUNK = 4 * 256 * 256  # frames synthesised together: 4 at 256 px, 1 at 512 and 1024
 
 
 # ---------------------------------------------------------------- random draws
@@ -103,8 +103,8 @@ class MoCoGANHD:
         self.rnn = rnn.to(self.device).eval()
         self.lock = threading.RLock()
         self.size = generator.size
-        # frames per forward pass: one on a CPU (no faster batched; progress per frame), a few on a GPU
-        self.chunk = 1 if self.device.type == "cpu" else max(1, PIXELS_PER_CHUNK // (self.size * self.size))
+        # frames per forward pass: 4 at 256 px (on this 2-core CPU ~1.35x the throughput of one at a time), 1 above
+        self.chunk = max(1, PIXELS_PER_CHUNK // (self.size * self.size))
 
     # -- latents
     def draws(self, face_seed: int, motion_seed: int, steps: int, use_noise: bool = True) -> Draws:

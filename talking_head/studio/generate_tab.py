@@ -57,7 +57,9 @@ def build_generate_tab(studio: Studio, cards: list[ModelCard]) -> dict[str, Any]
                 interpolation = gr.Checkbox(value=False, label="Interpolation",
                                             info="midpoint latents between motion steps: smoother, slower")
                 noise = gr.Checkbox(value=True, label="Noise", info="StyleGAN2 per-layer noise (fine detail)")
-            run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="generate-cancel")
             with gr.Row():
                 surprise = gr.Button("Surprise me", size="sm", elem_id="generate-surprise")
                 reroll_face = gr.Button("Re-roll face", size="sm", elem_id="generate-reroll-face")
@@ -95,13 +97,21 @@ def build_generate_tab(studio: Studio, cards: list[ModelCard]) -> dict[str, Any]
 
     inputs = [model, seed, motion_seed, frames, interpolation, noise]
     outputs = [still, clip, status]
-    run.click(do_generate, inputs, outputs, api_name="generate", concurrency_limit=2,
-              api_description="Generate a face (PNG) and its clip (MP4) from a face seed and a motion seed.")
-    for button, fn, changed in ((surprise, lambda s, m: (random_seed(), random_seed()), [seed, motion_seed]),
-                                (reroll_face, lambda s, m: (random_seed(), m), [seed, motion_seed]),
-                                (reroll_motion, lambda s, m: (s, random_seed()), [seed, motion_seed])):
-        button.click(fn, [seed, motion_seed], changed, queue=False, api_visibility="private").then(
-            do_generate, inputs, outputs, api_visibility="private", concurrency_limit=2)
+    events = [run.click(do_generate, inputs, outputs, api_name="generate", concurrency_limit=2,
+                        api_description="Generate a face (PNG) and its clip (MP4) from a face seed and a motion seed.")]
+    for button, fn in ((surprise, lambda s, m: (random_seed(), random_seed())),
+                       (reroll_face, lambda s, m: (random_seed(), m)),
+                       (reroll_motion, lambda s, m: (s, random_seed()))):
+        events.append(button.click(fn, [seed, motion_seed], [seed, motion_seed], queue=False,
+                                   api_visibility="private").then(do_generate, inputs, outputs,
+                                                                  api_visibility="private", concurrency_limit=2))
+
+    def do_cancel(request: gr.Request):
+        studio.cancels.flag(getattr(request, "session_hash", None)).set()
+        return "Cancelled (nothing was written)."
+
+    cancel.click(do_cancel, None, [status], queue=False, api_visibility="private")
+    cancel.click(None, None, None, cancels=events, queue=False)
     return {"still": still, "clip": clip, "still_source": still_source, "still_driving": still_driving,
             "clip_source": clip_source, "clip_driving": clip_driving}
 
