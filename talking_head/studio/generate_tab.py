@@ -34,6 +34,10 @@ def _status(report: dict) -> str:
             f"(face seed {report['seed']}, motion seed {report['motion_seed']}, {mode}).")
 
 
+def _whole(value) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
 def build_generate_tab(studio: Studio, cards: list[ModelCard]) -> dict[str, Any]:
     """Lay out the Generate tab inside the current gr.Tab and wire its events.
 
@@ -86,17 +90,17 @@ def build_generate_tab(studio: Studio, cards: list[ModelCard]) -> dict[str, Any]
     @gpu(300)
     def do_generate(name, seed_v, motion_v, frames_v, interp_v, noise_v, request: gr.Request, progress=gr.Progress()):
         flag = studio.cancels.start(getattr(request, "session_hash", None))
-        settings = GenerateSettings(frames=int(frames_v), seed=int(seed_v), motion_seed=int(motion_v),
-                                    interpolation=bool(interp_v), noise=bool(noise_v))
+        settings = GenerateSettings(frames=int(frames_v or 1), seed=_whole(seed_v), motion_seed=_whole(motion_v),
+                                    interpolation=bool(interp_v), noise=bool(noise_v))  # empty seed: random
         try:
             report = studio.generate(name, settings, cancel=flag,
                                      progress=lambda d, t: progress((d, t), desc="generating", unit="frames"))
         except TalkingHeadError as exc:
             raise user_error(exc) from None
-        return report["still"], report["clip"], _status(report)
+        return report["still"], report["clip"], _status(report), report["seed"], report["motion_seed"]
 
     inputs = [model, seed, motion_seed, frames, interpolation, noise]
-    outputs = [still, clip, status]
+    outputs = [still, clip, status, seed, motion_seed]  # the seeds used (a random one when left empty)
     events = [run.click(do_generate, inputs, outputs, api_name="generate", concurrency_limit=2,
                         api_description="Generate a face (PNG) and its clip (MP4) from a face seed and a motion seed.")]
     for button, fn in ((surprise, lambda s, m: (random_seed(), random_seed())),
