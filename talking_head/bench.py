@@ -229,7 +229,7 @@ def default_models() -> list[str]:
     from talking_head.registry import list_models
 
     seen, names = set(), []
-    for card in list_models():
+    for card in list_models(kind="animator"):
         if card.family != LANDMARK_FAMILY and card.family not in seen:
             seen.add(card.family)
             names.append(card.name)

@@ -157,6 +157,11 @@ class ModelCard:
     controls: tuple[Control, ...] = ()  # family-specific options -> TransferOptions.extra
     options: dict = field(default_factory=dict)  # family-specific build options (config)
     notes: str = ""
+    kind: str = "animator"  # "animator": animates a source photo; "generator": makes faces/clips from seeds
+
+    @property
+    def is_animator(self) -> bool:
+        return self.kind == "animator"
 
     @property
     def needs_weights(self) -> bool:

@@ -1,6 +1,7 @@
-"""Command line: ``python -m talking_head animate|models|evaluate|live``.
+"""Command line: ``python -m talking_head animate|generate|models|evaluate|live``.
 
     python -m talking_head animate --source face.jpg --driving talk.mp4 --model landmark --out out.mp4
+    python -m talking_head generate --model mocoganhd.faceforensics256 --seed 7 --frames 32 --out clip.mp4 --still face.png
     python -m talking_head models
     python -m talking_head evaluate --model fomm.vox VIDEO...
 
@@ -100,7 +101,7 @@ def cmd_animate(args) -> int:
     from talking_head.engine import animate_file
     from talking_head.registry import get_card, load_model
 
-    card = get_card(args.model)
+    card = get_card(args.model, kind="animator")
     settings = animate_settings(args, card)
     out = Path(args.out) if args.out else _default_out(args.source, args.driving)
     side = Path(args.side_by_side) if args.side_by_side else None
@@ -141,17 +142,43 @@ def cmd_animate(args) -> int:
     return EXIT_OK
 
 
-class _Bar:
-    """A tqdm bar that appears with the first animated frame (not before the inputs are checked)."""
+def cmd_generate(args) -> int:
+    from talking_head.generate import GenerateSettings, check_outputs, check_weights, generate_files
+    from talking_head.registry import get_card, load_model
 
-    def __init__(self):
+    card = get_card(args.model, kind="generator")
+    settings = GenerateSettings(frames=args.frames, seed=args.seed, motion_seed=args.motion_seed,
+                                interpolation=args.interpolation, noise=args.noise, fps=args.fps).resolved()
+    check_outputs(args.out, args.still)
+    check_device(args.device)
+    check_weights(card)
+    model = load_model(card.name, device=args.device, allow_download=not args.offline, kind="generator")
+    bar = _progress_bar(args.quiet, "generating")
+    try:
+        report = generate_files(model, settings, clip=args.out, still=args.still, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    seeds = f"seed {report.seed}, motion seed {report.motion_seed}"
+    if report.clip:
+        print(f"wrote {report.clip}: {report.frames} frames at {report.fps:g} fps ({seeds}, {report.seconds:.1f} s)")
+    if report.still:
+        print(f"wrote {report.still} (the generated face, {seeds})")
+    return EXIT_OK
+
+
+class _Bar:
+    """A tqdm bar that appears with the first frame (not before the inputs are checked)."""
+
+    def __init__(self, desc: str = "animating"):
         self._tqdm = None
+        self.desc = desc
 
     def update(self, done: int, total: int) -> None:
         if self._tqdm is None:
             from tqdm import tqdm
 
-            self._tqdm = tqdm(total=total or None, unit="frame", desc="animating", file=sys.stderr, dynamic_ncols=True)
+            self._tqdm = tqdm(total=total or None, unit="frame", desc=self.desc, file=sys.stderr, dynamic_ncols=True)
         if total and self._tqdm.total != total:
             self._tqdm.total = max(total, done)
             self._tqdm.refresh()
@@ -162,8 +189,8 @@ class _Bar:
             self._tqdm.close()
 
 
-def _progress_bar(quiet: bool):
-    return None if quiet else _Bar()
+def _progress_bar(quiet: bool, desc: str = "animating"):
+    return None if quiet else _Bar(desc)
 
 
 class _DownloadBar:
@@ -231,7 +258,7 @@ def cmd_models(args) -> int:
         print("  ".join(r[i].ljust(widths[i]) for i in range(last)) + "  " + r[last])
     for card, summary in details:
         lines = _weights_lines(summary)
-        print(f"\n{card.name} ({card.family}, {card.resolution or 'any'} px)")
+        print(f"\n{card.name} ({card.family}, {card.resolution or 'any'} px{', generator' if not card.is_animator else ''})")
         print(f"  license: {card.license}")
         for line in lines or ["no weight files needed"]:
             print(f"  weights: {line}")
@@ -316,6 +343,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a.set_defaults(handler=cmd_animate)
+
+    g = sub.add_parser("generate", help="generate a face (and its motion) that does not exist: an MP4 and/or a still")
+    g.add_argument("--model", "-m", default="mocoganhd.faceforensics256", help="a generator model (see `models`)")
+    g.add_argument("--seed", type=int, help="face seed (default: random; printed so it can be repeated)")
+    g.add_argument("--motion-seed", type=int, help="motion seed (default: the face seed)")
+    g.add_argument("--frames", type=int, default=32, help="frames in the clip (default 32)")
+    g.add_argument("--out", "-o", help="the clip, .mp4")
+    g.add_argument("--still", help="the generated face alone (the clip's first frame), .png/.jpg")
+    g.add_argument("--interpolation", action=argparse.BooleanOptionalAction, default=False,
+                   help="insert a midpoint latent between motion steps: smoother, slower motion (default off)")
+    g.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True,
+                   help="StyleGAN2 per-layer noise (fine detail; default on)")
+    g.add_argument("--fps", type=float, help="frame rate of the clip (default: the model's, 10)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    g.add_argument("--offline", action="store_true", help="never download weights")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.set_defaults(handler=cmd_generate)
 
     m = sub.add_parser("models", help="list the models, their licenses and weight files")
     m.add_argument("--verbose", "-v", action="store_true", help="also descriptions, modes and controls")

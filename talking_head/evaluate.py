@@ -123,7 +123,7 @@ def evaluate_files(model_name: str, paths, device=None, max_seconds: float | Non
 
     for p in paths:  # fail fast on a bad file, before loading the model
         VideoReader(p)
-    model = load_model(model_name, device=device, allow_download=allow_download, trust=trust)
+    model = load_model(model_name, device=device, allow_download=allow_download, trust=trust, kind="animator")
     settings = AnimateSettings(auto_crop=auto_crop, paste_back=False, batch_size=batch_size)
     engine = Engine(model, settings)
     mesh = facelib.FaceMesh(static_image_mode=True)

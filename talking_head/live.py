@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         camera = CameraFeed(args.camera, loop=not args.no_loop)
         try:
             model = load_model(args.model, device=args.device, allow_download=not args.offline,
-                               progress=lambda f, msg: print(f"{msg} {f:.0%}", file=sys.stderr))
+                               progress=lambda f, msg: print(f"{msg} {f:.0%}", file=sys.stderr), kind="animator")
             card = get_card(args.model)
             options = transfer_options(card, "absolute" if args.absolute else "relative", True,
                                        card.control_values())

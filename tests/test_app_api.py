@@ -72,6 +72,7 @@ def test_compare_models_in_one_video(client):
     ("fomm.vox-adv", {}, "weights"),
     ("landmark", {"reference": 10_000}, "outside the driving clip"),
     ("landmark", {"colour": "red"}, "Unknown option"),
+    ("mocoganhd.faceforensics256", {}, "does not animate a photo"),
 ])
 def test_animate_errors_say_what_to_do(client, model, options, words):
     source, driving = media("sources/photo_portrait.png"), media("driving/expressions_green.mp4")

@@ -43,7 +43,7 @@ def test_mode_words_resolve_for_every_family(model, mode, resolved, relative):
 
 
 def test_relative_and_absolute_work_for_every_card():
-    for card in list_models():
+    for card in list_models(kind="animator"):  # generators (MoCoGAN-HD) transfer no motion
         assert transfer_options(card, "relative").resolved_mode(card) in card.modes
         absolute = transfer_options(card, "absolute")
         assert absolute.resolved_mode(card) in {"absolute", "standard"} & set(card.modes)

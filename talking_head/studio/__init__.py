@@ -1,8 +1,11 @@
-"""The studio web app (Gradio Blocks): Animate, Live and Models tabs, one module each.
+"""The studio web app (Gradio Blocks): Animate, Live, Generate and Models tabs, one module each.
 
     common.py     what the tabs share (loaded models, card text, UI values -> settings)
-    render.py     the render work behind the Animate tab and the API, no widgets
-    animate_tab.py, live_tab.py, models_tab.py   one builder per tab
+    render.py     the render and generate work behind the tabs and the API, no widgets
+    animate_tab.py, live_tab.py, generate_tab.py, models_tab.py   one builder per tab
+
+Animate and Live list only animators (models that move a source photo); Generate lists the
+generators (MoCoGAN-HD), whose still and clip it hands to Animate/Live; Models lists every card.
 
     demo = build_app()          # then demo.launch(**launch_kwargs())
     python app.py               # the same, from the command line
@@ -30,23 +33,29 @@ def build_app(device: str | None = None, default_model: str = DEFAULT_MODEL):
     import gradio as gr
 
     from talking_head.studio.animate_tab import build_animate_tab
+    from talking_head.studio.generate_tab import build_generate_tab, wire_handoff
     from talking_head.studio.render import Studio
     from talking_head.studio.live_tab import build_live_tab
     from talking_head.studio.models_tab import build_models_tab
 
     cards = list_models()
-    names = [c.name for c in cards]
+    animators, generators = list_models(kind="animator"), list_models(kind="generator")
+    names = [c.name for c in animators]
     if default_model not in names and names:
         default_model = names[0]
     studio = Studio(ModelPool(device))
 
     with gr.Blocks(title=TITLE, delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Animate", id="animate", elem_id="tab-animate"):
-                build_animate_tab(studio, cards, default_model)
+                animate = build_animate_tab(studio, animators, default_model)
             with gr.Tab("Live", id="live", elem_id="tab-live"):
-                build_live_tab(studio.pool, cards, default_model)
+                live = build_live_tab(studio.pool, animators, default_model)
+            if generators:
+                with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
+                    generated = build_generate_tab(studio, generators)
+                wire_handoff(generated, animate, live, tabs)
             with gr.Tab("Models", id="models", elem_id="tab-models"):
                 build_models_tab(cards)
     return demo

@@ -71,8 +71,11 @@ def _first_video(*values) -> str | None:
     return None
 
 
-def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str) -> None:
-    """Lay out the Animate tab inside the current gr.Blocks/gr.Tab context and wire its events."""
+def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str) -> dict[str, Any]:
+    """Lay out the Animate tab inside the current gr.Blocks/gr.Tab context and wire its events.
+
+    Returns the inputs other tabs may fill: ``source``, ``driving_clip``, ``driving_image``.
+    """
 
     names = [c.name for c in cards]
     default_card = get_card(default_model)
@@ -384,6 +387,7 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
     api_compare_button.click(api_compare, [api_source, api_driving, api_models, api_options], [api_out, api_report],
                              api_name="compare", api_description="Render several models side by side in one video.",
                              concurrency_limit=2)
+    return {"source": source, "driving_clip": driving_clip, "driving_image": driving_image}
 
 
 def _mismatch(card: ModelCard) -> bool:

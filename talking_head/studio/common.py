@@ -64,16 +64,19 @@ class ModelPool:
     def loaded(self, name: str) -> bool:
         return name in self._models
 
-    def get(self, name: str, progress: Callable[[float, str], None] | None = None, allow_download: bool = True
-            ) -> SharedModel:
-        """The model behind ``name``, loading (and downloading, when allowed) it on first use."""
+    def get(self, name: str, progress: Callable[[float, str], None] | None = None, allow_download: bool = True,
+            kind: str = "animator"):
+        """The model behind ``name``, loading (and downloading, when allowed) it on first use.
+
+        Animators come wrapped in a ``SharedModel``; generators (``kind="generator"``) take turns themselves.
+        """
         from talking_head.registry import get_card, load_model
 
-        get_card(name)  # UnknownModelError before anything else
+        get_card(name, kind)  # UnknownModelError / wrong kind before anything else
         with self._lock:
             if name not in self._models:
                 model = load_model(name, device=self.device, allow_download=allow_download, progress=progress)
-                self._models[name] = SharedModel(model)
+                self._models[name] = SharedModel(model) if isinstance(model, Animator) else model
             return self._models[name]
 
 

@@ -34,7 +34,7 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
     key = (model_name, str(source_path), motion)
     if session.key != key:
         try:
-            card = get_card(model_name)
+            card = get_card(model_name, kind="animator")
             model = pool.get(model_name, allow_download=False)
             options = transfer_options(card, motion, True, card.control_values())
             settings = AnimateSettings(options=options, batch_size=1)
@@ -63,8 +63,11 @@ def wire_stream(webcam, fn, inputs, outputs, stream_every: float = STREAM_EVERY_
                          trigger_mode="multiple", show_progress="hidden", api_visibility="private")
 
 
-def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) -> None:
-    """Lay out the Live tab inside the current gr.Blocks/gr.Tab context and wire its events."""
+def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) -> dict:
+    """Lay out the Live tab inside the current gr.Blocks/gr.Tab context and wire its events.
+
+    Returns the inputs other tabs may fill: ``source``.
+    """
 
     sources = [str(p) for p in default_sources()]
     session = gr.State(None)
@@ -101,3 +104,4 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
         return state.readout() + " | calibrating on the next frame"
 
     calibrate.click(do_calibrate, [session], [readout], queue=False, api_visibility="private")
+    return {"source": source}

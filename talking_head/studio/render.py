@@ -1,6 +1,6 @@
 """The studio's render work, without any widget: requests, output folders, cancel flags and
-``Studio`` (``render_files``, ``compare_files``, ``preview_frames``, ``edit_pose``), so the Animate
-tab's buttons, the API endpoints and the tests share one code path.
+``Studio`` (``render_files``, ``compare_files``, ``preview_frames``, ``edit_pose``, ``generate``), so the
+tabs' buttons, the API endpoints and the tests share one code path.
 """
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ class Studio:
         """Animate ``req`` into an MP4 (+ side-by-side MP4); returns a report dict with the paths."""
         from talking_head.engine import animate_file
 
-        card = get_card(req.model)
+        card = get_card(req.model, kind="animator")
         settings = req.settings(card)
         model = self.pool.get(req.model, allow_download=False)
         folder = self.outputs.new()
@@ -191,7 +191,7 @@ class Studio:
         source = video.load_image(req.source)
         engines, warnings = [], []
         for name in names:
-            card = get_card(name)
+            card = get_card(name, kind="animator")
             engine = Engine(self.pool.get(name, allow_download=False), req.settings(card, with_controls=False))
             warnings += [f"{name}: {w}" for w in engine.set_source(source)]
             engines.append(engine)
@@ -231,7 +231,7 @@ class Studio:
         from talking_head import video, viz
         from talking_head.engine import Engine
 
-        card = get_card(req.model)
+        card = get_card(req.model, kind="animator")
         engine = Engine(self.pool.get(req.model, allow_download=False), req.settings(card))
         engine.set_source(video.load_image(req.source))
         reader = video.VideoReader(req.driving)
@@ -260,6 +260,22 @@ class Studio:
             "motion": viz.motion_to_image(r.motion, size) if r.motion is not None else viz.placeholder(size, "no motion field"),
             "extras": viz.extras_gallery(r.extras, size),
         }
+
+    # -- generating (MoCoGAN-HD and any generator family)
+    def generate(self, model_name: str, settings, progress: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None) -> dict:
+        """A generated still (PNG) and clip (MP4) in a fresh output folder; returns the report dict."""
+        from talking_head.generate import check_weights, generate_files
+
+        card = get_card(model_name, kind="generator")
+        check_weights(card)
+        settings = settings.resolved()
+        model = self.pool.get(model_name, allow_download=False, kind="generator")
+        folder = self.outputs.new()
+        stem = f"{card.name}_face{settings.seed}_motion{settings.motion_seed}".replace("/", "_")
+        report = generate_files(model, settings, clip=folder / f"{stem}.mp4", still=folder / f"{stem}.png",
+                                progress=progress, cancel=(cancel.is_set if cancel is not None else None))
+        return report.as_dict()
 
     # -- pose editing (LivePortrait and any family with edit_pose)
     def edit_pose(self, source, model_name: str, values: dict) -> np.ndarray:

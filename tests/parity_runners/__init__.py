@@ -17,12 +17,17 @@ import numpy as np
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "parity"
 
 
-def _fill_rule():
-    spec = importlib.util.spec_from_file_location("parity_fill", FIXTURE_DIR / "fill.py")
+def fixture_module(stem: str):
+    """``tests/fixtures/parity/<stem>.py`` (fill.py, fill_stylegan2.py) imported as ``parity_<stem>``."""
+    spec = importlib.util.spec_from_file_location(f"parity_{stem}", FIXTURE_DIR / f"{stem}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("parity_fill", mod)
+    sys.modules.setdefault(f"parity_{stem}", mod)
     spec.loader.exec_module(mod)
-    return mod.fill
+    return mod
+
+
+def _fill_rule():
+    return fixture_module("fill").fill
 
 
 def fill_module(module, seed: int) -> None:
