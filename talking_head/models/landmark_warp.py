@@ -502,8 +502,10 @@ def synthesise_mouth(
                               borderMode=cv2.BORDER_REPLICATE)
     interior = match_colours(interior, *stats)
     width = float(np.ptp(poly[:, 0]))
-    soft = cv2.GaussianBlur(hard, (0, 0), max(0.7, 0.05 * width))
-    alpha = (soft * hard * np.float32(weight))[..., None]
+    # full strength inside the opening, softened only over the last pixel or so at the lips: a
+    # wider fade shows the stretched lips inside the opening, which then looks smaller than it is
+    soft = cv2.GaussianBlur(hard, (0, 0), max(0.7, 0.02 * width))
+    alpha = (np.clip(2.0 * soft, 0.0, 1.0) * hard * np.float32(weight))[..., None]
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.clip(roi + alpha * (interior.astype(np.float32) - roi) + 0.5, 0, 255).astype(np.uint8)
     mask = np.zeros((h, w), dtype=np.float32)
