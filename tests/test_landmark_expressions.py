@@ -17,9 +17,9 @@ import skimage.data
 from talking_head import face
 from talking_head.engine import AnimateSettings, Engine, transfer_options
 from talking_head.models.landmark import eye_openness
-from talking_head.registry import load_model
 from talking_head.video import VideoReader
 from tests.conftest import media
+from tests.test_landmark import _head_crop, model  # noqa: F401 (model: the shared fixture)
 
 pytest.importorskip("dlib", reason="the evaluation extra (requirements-eval.txt) is not installed")
 from talking_head.eval_landmarks import DlibLandmarks, face_ratios_68  # noqa: E402
@@ -31,13 +31,6 @@ SHUT = 96
 @pytest.fixture(scope="module")
 def dlib68():
     return DlibLandmarks()
-
-
-@pytest.fixture(scope="module")
-def model():
-    m = load_model("landmark")
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +54,7 @@ def _eyes(dlib68, image) -> dict:
 
 @pytest.fixture(scope="module")
 def astronaut():
-    img = skimage.data.astronaut()
-    found, _ = face.detect_face(img)
-    return face.crop(img, face.crop_box_for(found, img.shape), 384)
+    return _head_crop(skimage.data.astronaut(), 384)
 
 
 def test_real_blink_shuts_the_outputs_eyes(model, dlib68, talk480, astronaut):
