@@ -114,3 +114,12 @@ def test_evaluate_prints_model_and_baseline(tmp_path):
     assert 0 <= l1_model < 0.5 and 0 < l1_still < 0.5
     assert 0 <= akd_model < 50 and 0 < akd_still < 50
     assert 0 <= dlib_model < 50 and 0 < dlib_still < 50
+
+
+def test_evaluate_without_the_evaluation_extra_says_what_to_install(monkeypatch, capsys):
+    from talking_head.cli import main
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
+    assert main(["evaluate", "--model", "landmark", "--quiet", str(EXAMPLE_DRIVING)]) == 2
+    err = capsys.readouterr().err
+    assert "dlib is not installed" in err and "requirements-eval.txt" in err
