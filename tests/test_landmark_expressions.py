@@ -124,4 +124,4 @@ def test_still_driving_gives_a_still_output(model):
     outs = [a.output.astype(np.float32) for a in engine.animate(driving)]
     change = np.mean([np.abs(b - a).mean() for a, b in zip(outs[1:], outs[2:])])
     noise = np.mean([np.abs(b.astype(np.float32) - a).mean() for a, b in zip(driving, driving[1:])])
-    assert change < 0.15 * noise, (change, noise)  # the noise is not passed on (measured: 0.08)
+    assert change < 0.15 * noise, (change, noise)  # the noise is not passed on (measured: 0.07; unfiltered: 0.36)

@@ -19,16 +19,16 @@ CARDS: list[ModelCard] = [
             "follows head motion, mouth opening, blinks and winks (per eye), gaze and brows; works on paintings "
             "and drawings MediaPipe can find a face in. Self-reenactment on the five shared talking clips "
             "(whole frames, source = first frame, 4 s each; `python -m talking_head evaluate --no-crop`), "
-            "scored by dlib's 68-point predictor, which the model does not use: landmark distance 0.19 of doing "
-            "nothing (MediaPipe's own landmarks: 0.15), L1 0.79 of doing nothing; mouth opening follows the "
-            "driving at r = 0.94, gain 0.81; mouth width r = 0.91."
+            "scored by dlib's 68-point predictor, which the model does not use: landmark distance 0.16 of doing "
+            "nothing (MediaPipe's own landmarks: 0.12), L1 0.78 of doing nothing; mouth opening follows the "
+            "driving at r = 0.95, gain 0.83; mouth width r = 0.92."
         ),
         bad_at=(
             "Large head turns (no 3-D model: the far cheek is squeezed, hidden parts are never revealed); hair, "
             "ears and shoulders only roughly follow the head; teeth come from the driving face; eyes closed "
             "in the source cannot open convincingly. Amplitude is still lost: mouth width (smiles, pouts) "
-            "follows with gain 0.75 and wide openings read smaller to dlib than they are (gain 0.81); eye "
-            "opening r = 0.74, gain 0.72 on average (0.86 / 0.82 without talk_vox, whose blinks dlib itself "
+            "follows with gain 0.77 and wide openings read smaller to dlib than they are (gain 0.83); eye "
+            "opening r = 0.77, gain 0.75 on average (0.86 / 0.81 without talk_vox, whose blinks dlib itself "
             "misses); on a nearly still head (talk_480) the warp's resampling makes L1 only 0.97 of doing "
             "nothing."
         ),
