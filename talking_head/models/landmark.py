@@ -229,7 +229,7 @@ class LandmarkFilter:
     jump (scene cut, another face) restarts it.
     """
 
-    BETA = 40.0  # cutoff increase per (frame sizes per second) of speed (12 lagged: blinks and mouth lost ~15 % gain)
+    BETA = 40.0  # cutoff increase per (frame sizes per second) of speed (at 12 it lagged behind blinks and head motion)
     SPEED_CUTOFF = 2.0  # Hz, for the speed estimate
     FRAME_TIME = 1.0 / 25.0
     JUMP = 0.08  # mean move (frame sizes) from one frame to the next that restarts the filter
