@@ -281,10 +281,13 @@ def cmd_models(args) -> int:
 def cmd_evaluate(args) -> int:
     from talking_head.evaluate import evaluate_files, format_table
 
+    from talking_head.registry import get_card
+
     check_device(args.device)
+    controls = parse_control_values(get_card(args.model, "animator"), args.set) if args.set else None
     scores = evaluate_files(
         args.model, args.videos, device=args.device, max_seconds=args.max_seconds, auto_crop=not args.no_crop,
-        batch_size=args.batch_size, allow_download=not args.offline, quiet=args.quiet,
+        batch_size=args.batch_size, allow_download=not args.offline, quiet=args.quiet, controls=controls,
         trust=True if args.trust_file else None,
     )
     print(format_table(scores, args.model))
@@ -366,11 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--names", action="store_true", help="only the names")
     m.set_defaults(handler=cmd_models)
 
-    e = sub.add_parser("evaluate", help="self-reenactment L1/AKD of a model on clips (source = first frame)")
+    e = sub.add_parser(
+        "evaluate", help="self-reenactment scores of a model on clips (source = first frame)",
+        description="Self-reenactment: each clip's first frame animated by the clip, compared with the clip. "
+                    "Prints per clip and on average L1, AKD by MediaPipe and by dlib's 68-point predictor (a detector "
+                    "no model here uses), and the correlation r and gain of eye opening, mouth opening and mouth "
+                    "width, beside a no-motion baseline. Needs the evaluation extra: pip install -r "
+                    "requirements-eval.txt. The dlib predictor was trained on iBUG 300-W, which restricts "
+                    "commercial use: use it to measure only.")
     e.add_argument("--model", "-m", default=DEFAULT_MODEL)
     e.add_argument("videos", nargs="+", metavar="VIDEO")
     e.add_argument("--max-seconds", type=float, help="use only the first seconds of each clip")
     e.add_argument("--no-crop", action="store_true", help="use whole frames, no face crop")
+    e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a model control, repeatable")
     e.add_argument("--device")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--offline", action="store_true")

@@ -104,6 +104,34 @@ def full_frame_box(shape) -> facelib.CropBox:
     return facelib.CropBox((w - size) / 2.0, (h - size) / 2.0, size)
 
 
+def fit_long_side(image: np.ndarray, max_side: int, enlarge: bool = False) -> np.ndarray:
+    """``image`` scaled (shape kept) so its long side is at most ``max_side`` (exactly, if ``enlarge``)."""
+    h, w = image.shape[:2]
+    if max(h, w) == max_side or (max(h, w) < max_side and not enlarge):
+        return image
+    import cv2
+
+    k = max_side / float(max(h, w))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, (max(8, round(w * k)), max(8, round(h * k))), interpolation=interp)
+
+
+def picture_in_square(square: np.ndarray, shape) -> np.ndarray:
+    """The part of a ``full_frame_box`` square (at any resolution) that shows a picture of ``shape``,
+    resized to that picture's size capped at MAX_NATIVE_SIZE on the long side."""
+    import cv2
+
+    h, w = shape[:2]
+    n = square.shape[0]
+    k = n / float(max(h, w))
+    x0, y0 = round((n - w * k) / 2.0), round((n - h * k) / 2.0)
+    inner = square[y0 : max(y0 + 1, n - y0), x0 : max(x0 + 1, n - x0)]
+    f = min(1.0, MAX_NATIVE_SIZE / float(max(h, w)))
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+    interp = cv2.INTER_AREA if size[0] < inner.shape[1] else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(inner, size, interpolation=interp))
+
+
 class Engine:
     """Holds one source (cropped and prepared once) and animates driving frames with it."""
 
@@ -143,9 +171,10 @@ class Engine:
             if warning:
                 warnings.append(warning)
             box = facelib.crop_box_for(face, image.shape, **self.settings.crop_kwargs())
-        else:
+            crop = facelib.crop(image, box, self._source_size(box))
+        else:  # the whole picture: its own shape for models that run at any size, else a square
             box = full_frame_box(image.shape)
-        crop = facelib.crop(image, box, self._source_size(box))
+            crop = fit_long_side(image, MAX_NATIVE_SIZE) if not self.resolution else facelib.crop(image, box, self.resolution)
         self.source_landmarks = None
         if self.model.uses_face_ratios:
             self.source_landmarks = facelib.still_landmarks(crop)
@@ -185,9 +214,10 @@ class Engine:
             if self._tracker is None:
                 self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs())
             box = self._tracker.update(frame)
-        else:
-            box = full_frame_box(frame.shape)
-        return facelib.crop(frame, box, self._driving_size())
+            return facelib.crop(frame, box, self._driving_size())
+        if not self.resolution:  # the whole frame, its own shape
+            return np.ascontiguousarray(fit_long_side(frame, LANDMARK_DRIVING_SIZE, enlarge=True))
+        return facelib.crop(frame, full_frame_box(frame.shape), self._driving_size())
 
     def set_reference(self, frame: np.ndarray) -> None:
         """Use this driving frame as the reference ("neutral") frame for relative motion.
@@ -221,15 +251,25 @@ class Engine:
 
     # ------------------------------------------------------------------ animation
     def _finish(self, result: FrameResult, driving_crop: np.ndarray, index: int) -> AnimatedFrame:
-        s = self.settings
-        if s.paste_back and self.source_image is not None:
-            output = facelib.paste_back(self.source_image, result.frame, self.source_box)
-        elif s.output_size and result.frame.shape[0] != s.output_size:
-            import cv2
+        import cv2
 
-            output = cv2.resize(result.frame, (s.output_size, s.output_size), interpolation=cv2.INTER_AREA)
+        s = self.settings
+        whole = not s.auto_crop and self.source_image is not None
+        if whole and self.resolution:  # a square around the picture: show the picture's part only
+            output = picture_in_square(result.frame, self.source_image.shape)
         else:
             output = result.frame
+        if s.paste_back and self.source_image is not None:
+            if whole:  # the output is the whole picture: back at the picture's own size
+                h, w = self.source_image.shape[:2]
+                if output.shape[:2] != (h, w):
+                    output = cv2.resize(output, (w, h), interpolation=cv2.INTER_LINEAR)
+            else:
+                output = facelib.paste_back(self.source_image, result.frame, self.source_box)
+        elif s.output_size and max(output.shape[:2]) != s.output_size:
+            k = s.output_size / float(max(output.shape[:2]))
+            size = (max(1, round(output.shape[1] * k)), max(1, round(output.shape[0] * k)))
+            output = cv2.resize(output, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
         return AnimatedFrame(output, result, self.source_crop, driving_crop, index)
 
     def _options_for(self, crops: list[np.ndarray]) -> TransferOptions:

@@ -301,7 +301,8 @@ def compose_window(camera: np.ndarray, live: LiveFrame | None, status: str, heig
     cam_w = max(1, int(round(cam.shape[1] * height / cam.shape[0])))
     left = cv2.resize(cam, (cam_w, height), interpolation=cv2.INTER_AREA)
     if live is not None:
-        right = cv2.resize(live.output, (height, height), interpolation=cv2.INTER_AREA)
+        out_h, out_w = live.output.shape[:2]  # a whole picture (no crop) keeps its shape
+        right = cv2.resize(live.output, (max(1, round(out_w * height / out_h)), height), interpolation=cv2.INTER_AREA)
         if inset:  # the crop the model saw, with its keypoints, in the camera's corner
             side = height // 3
             small = cv2.resize(live.camera, (side, side), interpolation=cv2.INTER_AREA)

@@ -101,12 +101,25 @@ def test_animate_best_frame_and_example_clip(tmp_path):
 
 
 def test_evaluate_prints_model_and_baseline(tmp_path):
+    pytest.importorskip("dlib", reason="the evaluation extra (requirements-eval.txt) is not installed")
     proc = run_cli("evaluate", "--model", "landmark", "--max-seconds", 0.6, "--quiet", EXAMPLE_DRIVING)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
+    header = next(line for line in lines if line.startswith("clip"))
+    assert "AKD-mp" in header and "AKD-dlib" in header and "eye r" in header and "width gain" in header
     row = next(line for line in lines if line.startswith("driving_talk.mp4"))
     cells = row.split()
-    frames, l1_model, l1_still, akd_model, akd_still = int(cells[1]), *map(float, cells[2:6])
+    frames, l1_model, l1_still, akd_model, akd_still, dlib_model, dlib_still = int(cells[1]), *map(float, cells[2:8])
     assert frames == 15
     assert 0 <= l1_model < 0.5 and 0 < l1_still < 0.5
     assert 0 <= akd_model < 50 and 0 < akd_still < 50
+    assert 0 <= dlib_model < 50 and 0 < dlib_still < 50
+
+
+def test_evaluate_without_the_evaluation_extra_says_what_to_install(monkeypatch, capsys):
+    from talking_head.cli import main
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
+    assert main(["evaluate", "--model", "landmark", "--quiet", str(EXAMPLE_DRIVING)]) == 2
+    err = capsys.readouterr().err
+    assert "dlib is not installed" in err and "requirements-eval.txt" in err

@@ -200,3 +200,33 @@ def test_source_without_face_is_a_clear_error(model):
     with pytest.raises(NoFaceError) as err:
         model.prepare_source(np.ascontiguousarray(cv2.resize(dog, (256, 256))))
     assert "No face" in str(err.value) and err.value.hint
+
+
+def test_whole_picture_keeps_a_portrait_shape(model, talk):
+    """Auto-crop off: a 720x1280 portrait stays a portrait (long side capped), never a padded square."""
+    from talking_head.engine import MAX_NATIVE_SIZE, AnimateSettings, Engine
+
+    portrait = np.ascontiguousarray(cv2.resize(skimage.data.astronaut(), (1280, 1280))[:, 280:1000])  # real pixels
+    for paste_back, shape in ((False, (MAX_NATIVE_SIZE, 576)), (True, (1280, 720))):
+        engine = Engine(model, AnimateSettings(auto_crop=False, paste_back=paste_back))
+        engine.set_source(portrait)
+        assert engine.source_crop.shape[:2] == (MAX_NATIVE_SIZE, 576)
+        still, moved = (a.output for a in engine.animate([talk[0], talk[3]]))
+        assert still.shape[:2] == moved.shape[:2] == shape
+        expected = cv2.resize(portrait, shape[::-1], interpolation=cv2.INTER_AREA)
+        assert _mad(still, expected) < 2.0  # the picture itself, edges included (no smeared padding)
+        assert _mad(moved, expected) > 0.3  # and it is animated
+
+
+def test_fixed_size_models_show_only_the_pictures_part_of_the_square():
+    """Models with a fixed square input get the portrait in a square; the output is cut back to it."""
+    from talking_head.engine import MAX_NATIVE_SIZE, full_frame_box, picture_in_square
+
+    portrait = np.ascontiguousarray(cv2.resize(skimage.data.astronaut(), (1280, 1280))[:, 280:1000])
+    square = face.crop(portrait, full_frame_box(portrait.shape), 256)  # what such a model is given
+    shown = picture_in_square(square, portrait.shape)
+    assert shown.shape[:2] == (MAX_NATIVE_SIZE, 576)
+    expected = cv2.resize(portrait, (576, MAX_NATIVE_SIZE), interpolation=cv2.INTER_AREA)
+    assert _mad(shown, expected) < 6.0  # the picture (at 256 px detail), not its smeared edges
+    smeared = cv2.resize(square, (576, MAX_NATIVE_SIZE))  # the whole square squeezed in, for contrast
+    assert _mad(smeared, expected) > 3 * _mad(shown, expected)

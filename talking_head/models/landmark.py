@@ -31,6 +31,18 @@ from talking_head.models.base import Animator, FrameResult, TransferOptions
 DEFAULT_EXTRA = {"expression": 1.0, "head_motion": 1.0, "mouth_synthesis": True, "follow_gaze": True, "smoothing": 0.5}
 REFERENCE_SETTLE_STEPS = 6
 IRISES = (np.arange(468, 473), np.arange(473, 478))
+# Upper / lower eyelid points facing each other, per eye (IRIS_CENTERS order), and the eye corners.
+EYELIDS = (
+    ((246, 161, 160, 159, 158, 157, 173), (7, 163, 144, 145, 153, 154, 155)),
+    ((398, 384, 385, 386, 387, 388, 466), (382, 381, 380, 374, 373, 390, 249)),
+)
+# Each eye's lid skin below the brow, from corner to corner (lw.EYE_CORNERS order).
+EYE_LID_SKIN = ((113, 225, 224, 223, 222, 221, 189), (413, 441, 442, 443, 444, 445, 342))
+LID_COVER_FROM = 0.4  # share of the eye closed at which lid skin starts to cover it (full when shut)
+# The face mesh never closes its eyelids: on a shut eye it still reports about this share of the
+# open eye's lid gap (measured on the blinks of talk_480 and talk_hdtf: 0.24-0.34). Driving gaps
+# at or below it close the target's eye; above it the gap is rescaled to reach the open eye at 1.
+EYE_SHUT_AT = 0.3
 
 
 @dataclass
@@ -42,6 +54,7 @@ class SourceState:
     colours: tuple  # Lab mean/std of the face
     mouth_open: float  # area inside the inner lips, px^2
     face_area: float  # rough face area, px^2
+    lashes: tuple  # RGB colour of each upper lid's lash line (EYELIDS order)
 
 
 @dataclass
@@ -97,6 +110,7 @@ class LandmarkAnimator(Animator):
             colours=lw.colour_stats(image, face_pts),
             mouth_open=lw.mouth_opening(lm),
             face_area=_polygon_area(oval),
+            lashes=tuple(lw.lash_colour(image, lm[list(upper)]) for upper, _ in EYELIDS),
         )
 
     def prepare_driving(self, image: np.ndarray) -> DrivingState:
@@ -175,6 +189,7 @@ class LandmarkAnimator(Animator):
         table, area = lw.affine_table(points, mesh.points, mesh.triangles)
         warped = src.warper.backward_map(mesh, points, table, area, lw.draw_order(mesh, depth))
         out = lw.warp(src.image, warped.map)
+        _cover_shut_eyes(out, src, target)
 
         mask = None
         if extra["mouth_synthesis"] and driving is not None:
@@ -194,6 +209,18 @@ class LandmarkAnimator(Animator):
         )
 
 
+def _cover_shut_eyes(out: np.ndarray, src: SourceState, target: np.ndarray) -> None:
+    """Paint lid skin over each target eye that is mostly shut (in place), per eye."""
+    for eye, (_, lower) in enumerate(EYELIDS):
+        shut = 1.0 - eye_openness(target, eye) / max(eye_openness(src.landmarks, eye), 1e-6)
+        amount = float(np.clip((shut - LID_COVER_FROM) / (1.0 - LID_COVER_FROM), 0.0, 1.0))
+        if amount > 0.0:
+            a, b = lw.EYE_CORNERS[eye]
+            lid = target[[a, *EYE_LID_SKIN[eye], b]]
+            low = target[[a, *lower, b]]
+            lw.cover_eye(out, lid, low, amount, src.lashes[eye])
+
+
 class LandmarkFilter:
     """One-euro filter over consecutive frames' landmarks: steady when still, quick when moving.
 
@@ -202,7 +229,7 @@ class LandmarkFilter:
     jump (scene cut, another face) restarts it.
     """
 
-    BETA = 12.0  # cutoff increase per (frame sizes per second) of speed
+    BETA = 40.0  # cutoff increase per (frame sizes per second) of speed (at 12 it lagged behind blinks and head motion)
     SPEED_CUTOFF = 2.0  # Hz, for the speed estimate
     FRAME_TIME = 1.0 / 25.0
     JUMP = 0.08  # mean move (frame sizes) from one frame to the next that restarts the filter
@@ -276,6 +303,7 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         head = _head_motion(drv_to_ref, r2[rigid].mean(axis=0), s2[rigid].mean(axis=0), ratio,
                             float(extra.get("head_motion", 1.0)))
         target = lw.apply(head, moved)
+        close_eyelids(target, s2, d2, r2, expression)
         depth = source[:, 2] + ratio * (_scale_of(drv_to_ref) * driving[:, 2] - reference[:, 2])
     else:
         fixed = None if adapt_scale else crop_ratio
@@ -284,8 +312,39 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         if not extra.get("follow_gaze", True):
             delta = _irises_follow_eyes(delta)
         target = s2 + expression * delta
+        close_eyelids(target, s2, d2, s2, expression)
         depth = _scale_of(drv_to_src) * driving[:, 2]
     return target, depth.astype(np.float64)
+
+
+def eye_openness(points: np.ndarray, eye: int) -> float:
+    """Mean gap between facing eyelid points over the eye's corner-to-corner width."""
+    upper, lower = EYELIDS[eye]
+    gap = np.linalg.norm(points[list(upper), :2] - points[list(lower), :2], axis=1).mean()
+    a, b = lw.EYE_CORNERS[eye]
+    return float(gap / max(np.linalg.norm(points[a, :2] - points[b, :2]), 1e-6))
+
+
+def close_eyelids(target: np.ndarray, source: np.ndarray, driving: np.ndarray, reference: np.ndarray,
+                  expression: float = 1.0) -> None:
+    """Close each target eye (in place) as far as its own driving eye is closed.
+
+    The driving eye's lid gap relative to ``reference``'s (the open eye), t, is remapped so that
+    the face mesh's shut eye (t <= EYE_SHUT_AT) shuts the target eye; the upper lid comes down
+    onto the lower one. Eyes opening wider than the reference are left to the plain transfer.
+    """
+    for eye, (upper, lower) in enumerate(EYELIDS):
+        t = eye_openness(driving, eye) / max(eye_openness(reference, eye), 1e-6)
+        t = 1.0 + expression * (t - 1.0)
+        if t >= 1.0:
+            continue
+        want = max(0.0, (t - EYE_SHUT_AT) / (1.0 - EYE_SHUT_AT)) * eye_openness(source, eye)
+        have = eye_openness(target, eye)
+        if have <= want or have <= 1e-9:
+            continue
+        up, lo = list(upper), list(lower)
+        move = (1.0 - want / have) * (target[lo] - target[up])
+        target[up] += move
 
 
 def _irises_follow_eyes(delta: np.ndarray) -> np.ndarray:

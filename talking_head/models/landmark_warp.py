@@ -20,6 +20,7 @@ import numpy as np
 
 N_LANDMARKS = 478
 IRIS_CENTERS = (468, 473)  # picture-left eye (with 33/133), picture-right eye (with 362/263)
+EYE_CORNERS = ((33, 133), (362, 263))
 INNER_LIP_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LIP_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 # Landmarks that move with the skull, not with expressions: forehead, nose bridge, eye corners, temples.
@@ -322,6 +323,60 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return cv2.remap(image, backward, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+# ---------------------------------------------------------------------------- eyelids
+
+
+def cover_eye(frame: np.ndarray, lid: np.ndarray, lower: np.ndarray, amount: float, lash) -> None:
+    """Paint a closing eye (in place) with lid skin: the region between the lid skin above the eye
+    (``lid``: points from corner to corner) and the lower lid (``lower``, same direction) is filled
+    from its surroundings, a line of ``lash`` colour (RGB) is drawn along the lower lid, and both
+    are blended in by ``amount`` in [0, 1].
+
+    A warp alone stretches the open eye's lashes and crease into a dark almond that still reads as
+    an open eye; a shut eye is smooth skin down to one lash line (the lower lid, kept).
+    """
+    if amount <= 0.0:
+        return
+    h, w = frame.shape[:2]
+    poly = np.concatenate([lid[:, :2], lower[::-1, :2]])
+    width = float(np.ptp(poly[:, 0]))
+    pad = int(math.ceil(0.25 * width)) + 3
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + pad
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 4 or y1 - y0 < 4 or width < 2:
+        return
+    roi = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    mask = np.zeros(roi.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    # lid skin: like the skin just below the lower lid (the brow above would darken it), shaded
+    # toward the surrounding picture's own colours near the mask's edge
+    below = np.round(lower[1:-1, :2] + [0.0, 0.12 * width] - [x0, y0]).astype(np.int64)
+    below[:, 0] = np.clip(below[:, 0], 0, roi.shape[1] - 1)
+    below[:, 1] = np.clip(below[:, 1], 0, roi.shape[0] - 1)
+    skin = np.median(roi[below[:, 1], below[:, 0]].astype(np.float32), axis=0)
+    painted = cv2.inpaint(roi, mask, max(2.0, 0.08 * width), cv2.INPAINT_TELEA).astype(np.float32)
+    filled = 0.3 * painted + 0.7 * skin
+    line = np.zeros(roi.shape[:2], dtype=np.uint8)
+    thick = max(1, int(round(0.05 * width)))
+    cv2.polylines(line, [np.round((lower[:, :2] - [x0, y0]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
+    line = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.02 * width))[..., None]
+    filled += 0.85 * line * (np.asarray(lash, np.float32) - filled)
+    alpha = cv2.GaussianBlur(np.maximum(mask, (line[..., 0] * 255).astype(np.uint8)).astype(np.float32) / 255.0,
+                             (0, 0), max(0.6, 0.04 * width))
+    alpha = (np.float32(amount) * alpha)[..., None]
+    frame[y0:y1, x0:x1] = np.clip(roi + alpha * (filled - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
+def lash_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The colour of an upper lid's lash line: the darker half of ``image`` at ``points`` (N, 2)."""
+    h, w = image.shape[:2]
+    p = np.round(points[:, :2]).astype(np.int64)
+    samples = image[np.clip(p[:, 1], 0, h - 1), np.clip(p[:, 0], 0, w - 1)].astype(np.float32)
+    dark = samples[np.argsort(samples.sum(axis=1))[: max(1, len(samples) // 2)]]
+    return dark.mean(axis=0)
+
+
 # ---------------------------------------------------------------------------- mouth
 
 
@@ -447,8 +502,10 @@ def synthesise_mouth(
                               borderMode=cv2.BORDER_REPLICATE)
     interior = match_colours(interior, *stats)
     width = float(np.ptp(poly[:, 0]))
-    soft = cv2.GaussianBlur(hard, (0, 0), max(0.7, 0.05 * width))
-    alpha = (soft * hard * np.float32(weight))[..., None]
+    # full strength inside the opening, softened only over the last pixel or so at the lips: a
+    # wider fade shows the stretched lips inside the opening, which then looks smaller than it is
+    soft = cv2.GaussianBlur(hard, (0, 0), max(0.7, 0.02 * width))
+    alpha = (np.clip(2.0 * soft, 0.0, 1.0) * hard * np.float32(weight))[..., None]
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.clip(roi + alpha * (interior.astype(np.float32) - roi) + 0.5, 0, 255).astype(np.uint8)
     mask = np.zeros((h, w), dtype=np.float32)

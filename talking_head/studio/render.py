@@ -306,13 +306,15 @@ class Studio:
 
 
 def _fit(image: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
-    """A square crop scaled to ``size`` pixels for the previews."""
+    """A crop scaled to ``size`` pixels on its long side for the previews (a whole picture keeps its shape)."""
     import cv2
 
-    if image.shape[0] == size and image.shape[1] == size:
+    h, w = image.shape[:2]
+    if max(h, w) == size:
         return image
-    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interp)
+    k = size / float(max(h, w))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(image), (max(1, round(w * k)), max(1, round(h * k))), interpolation=interp)
 
 
 def _reference_frame(engine, reference, frames: Callable, total: int) -> np.ndarray | None:

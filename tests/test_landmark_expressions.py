@@ -1,0 +1,127 @@
+"""The landmark model's eyes and stability, scored by dlib's 68-point predictor (independent of the
+MediaPipe mesh that drives the model).
+
+Blinks are real: talk_480.mp4 frames 94-97 are a blink (eyes shut at 95-96), frame 0 has them open.
+No shared clip has a wink, so the wink driving frame is built from real pixels: talk_480's frame 0
+with its picture-left eye region taken from blink frame 96 (the camera and head are still between
+the two frames, so the patch lines up); a still-picture face mesh confirms one eye shut (dlib
+cannot tell the eyes apart there, see the wink test).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from talking_head import face
+from talking_head.engine import AnimateSettings, Engine, transfer_options
+from talking_head.models.landmark import eye_openness
+from talking_head.video import VideoReader
+from tests.conftest import media
+from tests.test_landmark import _head_crop, model  # noqa: F401 (model: the shared fixture)
+
+pytest.importorskip("dlib", reason="the evaluation extra (requirements-eval.txt) is not installed")
+from talking_head.eval_landmarks import DlibLandmarks, face_ratios_68  # noqa: E402
+
+OPEN, BLINK = 0, (94, 95, 96, 97)
+SHUT = 96
+
+
+@pytest.fixture(scope="module")
+def dlib68():
+    return DlibLandmarks()
+
+
+@pytest.fixture(scope="module")
+def talk480():
+    wanted = {OPEN, *BLINK}
+    frames = {i: f for i, f in zip(range(max(wanted) + 1), VideoReader(media("driving/talk_480.mp4"))) if i in wanted}
+    return frames
+
+
+def _engine(model, smoothing=None) -> Engine:
+    extra = model.card.control_values({} if smoothing is None else {"smoothing": smoothing})
+    return Engine(model, AnimateSettings(options=transfer_options(model.card, extra=extra), auto_crop=False))
+
+
+def _eyes(dlib68, image) -> dict:
+    small = cv2.resize(image, (256, round(256 * image.shape[0] / image.shape[1])), interpolation=cv2.INTER_AREA)
+    pts = dlib68.landmarks(small)
+    assert pts is not None, "dlib finds no face"
+    return face_ratios_68(pts)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return _head_crop(skimage.data.astronaut(), 384)
+
+
+def test_real_blink_shuts_the_outputs_eyes(model, dlib68, talk480, astronaut):
+    truth_open, truth_shut = _eyes(dlib68, talk480[OPEN]), _eyes(dlib68, talk480[SHUT])
+    assert truth_shut["eye"] < 0.7 * truth_open["eye"]  # the driving really blinks (as dlib sees it)
+    for source in (talk480[OPEN], astronaut):  # self-reenactment, and another person
+        engine = _engine(model, smoothing=0.0)
+        engine.set_source(source)
+        opened, shut = (a.output for a in engine.animate([talk480[OPEN], talk480[SHUT]]))
+        before, after = _eyes(dlib68, opened), _eyes(dlib68, shut)
+        assert after["eye"] < 0.7 * before["eye"], (before, after)
+
+
+def test_three_frame_blink_shows_with_default_smoothing(model, dlib68, talk480):
+    engine = _engine(model)  # default smoothing: the filter must not swallow a short blink
+    engine.set_source(talk480[OPEN])
+    driving = [talk480[OPEN]] * 5 + [talk480[i] for i in BLINK[:3]] + [talk480[OPEN]] * 2
+    outs = [a.output for a in engine.animate(driving)]
+    open_eye = _eyes(dlib68, outs[4])["eye"]
+    closed = min(_eyes(dlib68, o)["eye"] for o in outs[5:8])
+    assert closed < 0.7 * open_eye, (open_eye, closed)
+    assert _eyes(dlib68, outs[-1])["eye"] > 0.85 * open_eye  # and the eyes open again
+
+
+def _wink_frame(frames) -> np.ndarray:
+    """talk_480 frame 0 with the picture-left eye (the person's right) from blink frame 96."""
+    opened, shut = frames[OPEN], frames[SHUT]
+    lm = face.still_landmarks(opened)
+    eye = lm[[33, 133, 159, 145, 105, 52]]  # corners, lids, brow above
+    x0, y0 = np.floor(eye.min(axis=0)).astype(int) - 8
+    x1, y1 = np.ceil(eye.max(axis=0)).astype(int) + 8
+    mask = np.zeros(opened.shape[:2], np.float32)
+    mask[y0:y1, x0:x1] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), 3.0)[..., None]
+    return (opened * (1.0 - mask) + shut * mask + 0.5).astype(np.uint8)
+
+
+def _mesh_eyes(image) -> tuple[float, float]:
+    lm = face.still_landmarks(image)
+    assert lm is not None, "no face mesh"
+    return eye_openness(lm, 0), eye_openness(lm, 1)
+
+
+def test_wink_shuts_one_eye_only(model, talk480, astronaut):
+    """Per-eye states are read with a fresh (still-picture) face mesh: dlib's 68-point shape model
+    ties the two eyes together (on this built wink it reads both eyes about 80 % open)."""
+    wink = _wink_frame(talk480)
+    (open_r, open_l), (wink_r, wink_l) = _mesh_eyes(talk480[OPEN]), _mesh_eyes(wink)
+    assert wink_r < 0.5 * open_r and wink_l > 0.9 * open_l  # the built driving frame winks
+    for source in (talk480[OPEN], astronaut):
+        engine = _engine(model, smoothing=0.0)
+        engine.set_source(source)
+        opened, winked = (a.output for a in engine.animate([talk480[OPEN], wink]))
+        (b_r, b_l), (a_r, a_l) = _mesh_eyes(opened), _mesh_eyes(winked)
+        assert a_r < 0.5 * b_r, (b_r, a_r)  # the winking eye (picture left) shuts
+        assert a_l > 0.85 * b_l, (b_l, a_l)  # the other stays open
+
+
+def test_still_driving_gives_a_still_output(model):
+    """A still face with camera noise: the output barely changes from frame to frame."""
+    reader = VideoReader(media("driving/talk_hdtf.mp4"))
+    frame = reader.first_frame()
+    rng = np.random.default_rng(0)
+    driving = [np.clip(frame + rng.normal(0, 3.0, frame.shape), 0, 255).astype(np.uint8) for _ in range(16)]
+    engine = _engine(model)
+    engine.set_source(frame)
+    outs = [a.output.astype(np.float32) for a in engine.animate(driving)]
+    change = np.mean([np.abs(b - a).mean() for a, b in zip(outs[1:], outs[2:])])
+    noise = np.mean([np.abs(b.astype(np.float32) - a).mean() for a, b in zip(driving, driving[1:])])
+    assert change < 0.15 * noise, (change, noise)  # the noise is not passed on (measured: 0.07; unfiltered: 0.36)
