@@ -50,8 +50,12 @@ def test_app_animates_real_face(client, name, mode):
     assert panel.shape[1] > 4 * panel.shape[0] // 2  # source | driving | output | keypoints | mask
 
 
-def test_studio_reposes_a_still_photo_with_sliders_alone(client):
-    """LivePortrait: the pose sliders re-pose the source with no driving clip at all."""
+@pytest.mark.parametrize("name,size,moved", [("liveportrait.human", 512, 1.0), ("facevid2vid.vox", 256, 0.0)])
+def test_studio_reposes_a_still_photo_with_sliders_alone(client, name, size, moved):
+    """LivePortrait and face-vid2vid: the pose sliders re-pose the source with no driving clip at all.
+
+    (face-vid2vid's fresh canonical keypoints lie near the centre, so a turn moves its picture only a little.)
+    """
     import numpy as np
 
     from talking_head.studio.render import Studio
@@ -59,11 +63,11 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
 
     studio = Studio(ModelPool(device="cpu"))
     source = str(media("sources/photo_portrait.png"))
-    straight = studio.edit_pose(source, "liveportrait.human", {"yaw": 0.0})
-    turned = studio.edit_pose(source, "liveportrait.human", {"yaw": 25.0, "pitch": -10.0})
-    assert straight.shape == turned.shape == (512, 512, 3)
-    assert np.abs(straight.astype(np.int16) - turned.astype(np.int16)).mean() > 1.0
-    again = studio.edit_pose(source, "liveportrait.human", {"yaw": 0.0})
+    straight = studio.edit_pose(source, name, {"yaw": 0.0})
+    turned = studio.edit_pose(source, name, {"yaw": 25.0, "pitch": -10.0})
+    assert straight.shape == turned.shape == (size, size, 3)
+    assert np.abs(straight.astype(np.int16) - turned.astype(np.int16)).mean() > moved
+    again = studio.edit_pose(source, name, {"yaw": 0.0})
     assert np.array_equal(straight, again)
 
 
@@ -72,6 +76,7 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
     ("monkeynet.vox", {"heatmaps"}),
     ("fomm.vox-adv", {"source heatmaps", "driving heatmaps"}),
     ("x2face.released", {"embedded face", "confidence", "driving flow"}),  # its sampling grids
+    ("facevid2vid.vox", {"depth motion", "motion regions"}),  # the 3-D warp, averaged over depth
 ])
 def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
     import numpy as np
@@ -115,6 +120,35 @@ def test_live_session_drives_liveportrait_from_camera_frames(client):
     plain = session.step(frames[1])
     assert not np.array_equal(plain.output, second.output)  # keypoints and the mask are drawn on request
     assert "fps" in session.readout()
+
+
+def test_live_tab_drives_facevid2vid_with_its_pose_controls(client):
+    """The Live tab's step with face-vid2vid: its yaw/pitch/roll controls reach the session without a reload."""
+    import numpy as np
+
+    from talking_head.studio.common import ModelPool
+    from talking_head.studio.live_tab import live_step
+
+    frames = []
+    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
+        if i in (0, 40):
+            frames.append(frame)
+        if len(frames) == 2:
+            break
+    pool, source = ModelPool(device="cpu"), str(media("sources/photo_portrait.png"))
+    first, text, session = live_step(pool, frames[0], source, "facevid2vid.vox", "relative", False, False, None,
+                                     {"yaw": 0.0})
+    assert first is not None and first.shape == (256, 256, 3), text
+    engine = session.engine
+    free, _, session = live_step(pool, frames[1], source, "facevid2vid.vox", "relative", False, False, session,
+                                 {"pose_mode": "fixed", "yaw": 30.0, "pitch": -15.0})
+    assert session.engine is engine  # the same prepared source, new options
+    assert engine.settings.options.extra["pose_mode"] == "fixed" and engine.settings.options.extra["yaw"] == 30.0
+    plain, _, session = live_step(pool, frames[1], source, "facevid2vid.vox", "relative", False, False, session,
+                                  {"yaw": 0.0})
+    assert session.engine is engine and engine.settings.options.extra["pose_mode"] == "offset"
+    assert not np.array_equal(plain, free)  # the same camera frame, another head pose
+    assert session.processed == 3 and "fps" in session.readout()
 
 
 def test_compare_view_mixes_families(client):
