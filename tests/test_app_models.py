@@ -95,6 +95,17 @@ def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
     assert shots["motion"].shape == shots["mask"].shape
 
 
+def camera_frames(indices=(0, 40)) -> list:
+    """Frames of a real talking-face clip, standing in for webcam frames."""
+    frames = []
+    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
+        if i in indices:
+            frames.append(frame)
+        if len(frames) == len(indices):
+            break
+    return frames
+
+
 def test_live_session_drives_liveportrait_from_camera_frames(client):
     """The Live tab's session with LivePortrait: calibrate on one camera frame, animate the next, overlays on."""
     import numpy as np
@@ -102,12 +113,7 @@ def test_live_session_drives_liveportrait_from_camera_frames(client):
     from talking_head.live import LiveSession
     from talking_head.studio.common import ModelPool
 
-    frames = []
-    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
-        if i in (0, 40):
-            frames.append(frame)
-        if len(frames) == 2:
-            break
+    frames = camera_frames()
     session = LiveSession()
     session.configure(ModelPool(device="cpu").get("liveportrait.human"),
                       video.load_image(media("sources/photo_portrait.png")))
@@ -129,12 +135,7 @@ def test_live_tab_drives_facevid2vid_with_its_pose_controls(client):
     from talking_head.studio.common import ModelPool
     from talking_head.studio.live_tab import live_step
 
-    frames = []
-    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
-        if i in (0, 40):
-            frames.append(frame)
-        if len(frames) == 2:
-            break
+    frames = camera_frames()
     pool, source = ModelPool(device="cpu"), str(media("sources/photo_portrait.png"))
     first, text, session = live_step(pool, frames[0], source, "facevid2vid.vox", "relative", False, False, None,
                                      {"yaw": 0.0})
