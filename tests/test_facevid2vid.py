@@ -185,7 +185,23 @@ def test_still_photo_is_reposed_with_the_sliders_alone(model, source):
     assert turned.mask is not None and turned.motion is not None and turned.motion.shape[-1] == 2
 
 
-# ---------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------- card and checkpoints
+def test_card_names_the_exact_file_and_says_non_commercial():
+    card = get_card(NAME)
+    (wf,) = card.files
+    assert (wf.filename, wf.hf_repo, wf.hf_path, wf.hf_repo_type) == (
+        "facevid2vid_00189-model.pth.tar", "vinthony/SadTalker", "facevid2vid_00189-model.pth.tar", "model")
+    assert wf.sha256 == "fbad01d46f0510276dc4521322dde6824a873a4222cd0740c85762e7067ea71d"
+    assert 2000 < wf.size_mb < 2200
+    assert "non-commercial" in card.license and "CC BY-NC 4.0" in card.license
+    assert "non-commercial" in card.notes and "2.1 GB" in card.notes
+    # the CLI's --set strings: yaw=20 pose_mode=fixed
+    assert card.control_values({"yaw": "20", "pose_mode": "fixed"}) == {"pose_mode": "fixed", "yaw": 20.0,
+                                                                        "pitch": 0.0, "roll": 0.0}
+    with pytest.raises(BadInputError):
+        card.control_values({"pose_mode": "sideways"})
+
+
 def _create(path):
     from talking_head.models.facevid2vid import create
 
