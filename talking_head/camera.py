@@ -1,6 +1,6 @@
 """3-D implicit-keypoint geometry shared by the face-vid2vid family of models (LivePortrait, ...).
 
-Conventions (LivePortrait, ``src/utils/camera.py``):
+Conventions (LivePortrait, ``src/utils/camera.py``; face-vid2vid's differences are listed below):
 
 - a head angle is predicted as logits over 66 bins of 3 degrees; degrees = E[bin] * 3 - offset
   (offset 97.5 for LivePortrait, 99 for face-vid2vid);
@@ -8,6 +8,13 @@ Conventions (LivePortrait, ``src/utils/camera.py``):
   vectors multiplied on the right, ``kp @ R``;
 - transformed keypoints are ``scale * (kp @ R + exp) + [tx, ty, 0]`` (tz is dropped);
 - keypoints live in the warp grid's [-1, 1] cube, (x, y, z) = (width, height, depth).
+
+face-vid2vid (zhanglonghao1992's re-implementation, ``demo.py``) differs explicitly:
+
+- degrees -> radians with 3.14, not pi (``FACE_VID2VID_PI``);
+- ``R = Rx(pitch) @ Ry(yaw) @ Rz(roll)`` applied to COLUMN vectors, ``kp_rot = R kp``
+  (``face_vid2vid_rotation``);
+- ``kp = R kp_c + t + exp``: all three components of t, no scale (``face_vid2vid_keypoints``).
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import torch
 
 LIVEPORTRAIT_ANGLE_OFFSET = 97.5
 FACE_VID2VID_ANGLE_OFFSET = 99.0
+FACE_VID2VID_PI = 3.14  # demo.get_rotation_matrix: deg / 180 * 3.14
 
 
 def bins_to_degrees(logits: torch.Tensor, offset: float = LIVEPORTRAIT_ANGLE_OFFSET, bin_width: float = 3.0) -> torch.Tensor:
@@ -26,18 +34,24 @@ def bins_to_degrees(logits: torch.Tensor, offset: float = LIVEPORTRAIT_ANGLE_OFF
     return torch.sum(torch.softmax(logits, dim=1) * index, dim=1) * bin_width - offset
 
 
-def _column(angle: torch.Tensor) -> torch.Tensor:
+def _column(angle: torch.Tensor, pi: float = math.pi) -> torch.Tensor:
     """Degrees of any shape (B,), (B, 1) -> radians (B,)."""
-    return (angle.reshape(angle.shape[0], -1)[:, 0] / 180) * math.pi
+    return (angle.reshape(angle.shape[0], -1)[:, 0] / 180) * pi
 
 
-def euler_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
-    """Degrees (B,) or (B, 1) -> ``Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (B, 3, 3), column-vector form."""
-    x, y, z = _column(pitch), _column(yaw), _column(roll)
+def axis_rotations(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor, pi: float = math.pi) -> tuple:
+    """Degrees (B,) or (B, 1) -> (Rx(pitch), Ry(yaw), Rz(roll)), each (B, 3, 3), column-vector form."""
+    x, y, z = _column(pitch, pi), _column(yaw, pi), _column(roll, pi)
     one, zero = torch.ones_like(x), torch.zeros_like(x)
     rot_x = torch.stack([one, zero, zero, zero, x.cos(), -x.sin(), zero, x.sin(), x.cos()], dim=1).view(-1, 3, 3)
     rot_y = torch.stack([y.cos(), zero, y.sin(), zero, one, zero, -y.sin(), zero, y.cos()], dim=1).view(-1, 3, 3)
     rot_z = torch.stack([z.cos(), -z.sin(), zero, z.sin(), z.cos(), zero, zero, zero, one], dim=1).view(-1, 3, 3)
+    return rot_x, rot_y, rot_z
+
+
+def euler_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """Degrees (B,) or (B, 1) -> ``Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (B, 3, 3), column-vector form."""
+    rot_x, rot_y, rot_z = axis_rotations(pitch, yaw, roll)
     return rot_z @ rot_y @ rot_x
 
 
@@ -53,6 +67,24 @@ def transform_keypoints(kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Ten
     """
     out = (kp @ rotation + exp) * scale[:, :, None]
     return torch.cat([out[..., :2] + t[:, None, :2], out[..., 2:]], dim=-1)
+
+
+def face_vid2vid_rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """face-vid2vid's ``get_rotation_matrix``: degrees -> ``Rx(pitch) @ Ry(yaw) @ Rz(roll)`` (B, 3, 3), with pi = 3.14.
+
+    Column-vector form (the matrix is applied as ``R kp``); note the Euler order is the reverse of
+    LivePortrait's, and the argument order is the demo's (yaw, pitch, roll).
+    """
+    rot_x, rot_y, rot_z = axis_rotations(pitch, yaw, roll, pi=FACE_VID2VID_PI)
+    return rot_x @ rot_y @ rot_z
+
+
+def face_vid2vid_keypoints(kp: torch.Tensor, rotation: torch.Tensor, t: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
+    """face-vid2vid's ``keypoint_transformation``: ``R kp + t + exp`` for canonical kp (B, K, 3).
+
+    rotation (B, 3, 3) column-vector form; t (B, 3), all three components added; exp (B, K, 3).
+    """
+    return (kp @ rotation.transpose(1, 2) + t[:, None, :]) + exp
 
 
 def to_pixels(points, size: int) -> np.ndarray:
@@ -77,7 +109,10 @@ def hull_volume(points) -> float:
 
 
 def motion_multiplier(source_points, reference_points) -> float:
-    """LivePortrait's expression-friendly factor ``sqrt(V(source)) / sqrt(V(reference))`` (1 when undefined)."""
+    """``sqrt(V(source)) / sqrt(V(reference))`` of 3-D hull volumes (1 when undefined).
+
+    LivePortrait's expression-friendly factor and face-vid2vid's ``normalize_kp`` adapt scale.
+    """
     source, reference = hull_volume(source_points), hull_volume(reference_points)
     if source <= 0.0 or reference <= 0.0:
         return 1.0

@@ -105,6 +105,21 @@ class LiveSession:
             self._calibrate_next = False
             return self.warnings
 
+    def set_options(self, options) -> None:
+        """Use other transfer options (a model's controls) from the next frame on; the source stays prepared.
+
+        Like ``step``, never waits: while a frame is being animated the change waits for the next call.
+        """
+        from dataclasses import replace
+
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self.engine is not None and self.engine.settings.options != options:
+                self.engine.settings = replace(self.engine.settings, options=options)
+        finally:
+            self._lock.release()
+
     def fail(self, key: tuple | None, message: str) -> None:
         """Configuring for ``key`` failed: keep the message, do not retry until the key changes."""
         with self._lock:

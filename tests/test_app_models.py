@@ -35,6 +35,14 @@ def client(tmp_path_factory, stand_in_weights):
             demo.close()
 
 
+@pytest.fixture(scope="module")
+def pool(client):
+    """Models loaded once for the tests below that call the studio's code directly (as the tabs do)."""
+    from talking_head.studio.common import ModelPool
+
+    return ModelPool(device="cpu")
+
+
 @pytest.mark.parametrize("name,mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
 def test_app_animates_real_face(client, name, mode):
     source, picture = media("sources/photo_portrait.png"), media("sources/painting_sargent.jpg")
@@ -50,20 +58,23 @@ def test_app_animates_real_face(client, name, mode):
     assert panel.shape[1] > 4 * panel.shape[0] // 2  # source | driving | output | keypoints | mask
 
 
-def test_studio_reposes_a_still_photo_with_sliders_alone(client):
-    """LivePortrait: the pose sliders re-pose the source with no driving clip at all."""
+@pytest.mark.parametrize("name,size,moved", [("liveportrait.human", 512, 1.0), ("facevid2vid.vox", 256, 0.0)])
+def test_studio_reposes_a_still_photo_with_sliders_alone(pool, name, size, moved):
+    """LivePortrait and face-vid2vid: the pose sliders re-pose the source with no driving clip at all.
+
+    (face-vid2vid's fresh canonical keypoints lie near the centre, so a turn moves its picture only a little.)
+    """
     import numpy as np
 
     from talking_head.studio.render import Studio
-    from talking_head.studio.common import ModelPool
 
-    studio = Studio(ModelPool(device="cpu"))
+    studio = Studio(pool)
     source = str(media("sources/photo_portrait.png"))
-    straight = studio.edit_pose(source, "liveportrait.human", {"yaw": 0.0})
-    turned = studio.edit_pose(source, "liveportrait.human", {"yaw": 25.0, "pitch": -10.0})
-    assert straight.shape == turned.shape == (512, 512, 3)
-    assert np.abs(straight.astype(np.int16) - turned.astype(np.int16)).mean() > 1.0
-    again = studio.edit_pose(source, "liveportrait.human", {"yaw": 0.0})
+    straight = studio.edit_pose(source, name, {"yaw": 0.0})
+    turned = studio.edit_pose(source, name, {"yaw": 25.0, "pitch": -10.0})
+    assert straight.shape == turned.shape == (size, size, 3)
+    assert np.abs(straight.astype(np.int16) - turned.astype(np.int16)).mean() > moved
+    again = studio.edit_pose(source, name, {"yaw": 0.0})
     assert np.array_equal(straight, again)
 
 
@@ -72,14 +83,14 @@ def test_studio_reposes_a_still_photo_with_sliders_alone(client):
     ("monkeynet.vox", {"heatmaps"}),
     ("fomm.vox-adv", {"source heatmaps", "driving heatmaps"}),
     ("x2face.released", {"embedded face", "confidence", "driving flow"}),  # its sampling grids
+    ("facevid2vid.vox", {"depth motion", "motion regions"}),  # the 3-D warp, averaged over depth
 ])
-def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
+def test_previews_show_motion_and_the_models_own_maps(pool, name, expected):
     import numpy as np
 
     from talking_head.studio.render import RenderRequest, Studio
-    from talking_head.studio.common import ModelPool
 
-    studio = Studio(ModelPool(device="cpu"))
+    studio = Studio(pool)
     req = RenderRequest.from_inputs(str(media("sources/photo_portrait.png")),
                                     str(media("sources/painting_sargent.jpg")), name, {})
     shots = studio.preview_frames(req)
@@ -90,21 +101,26 @@ def test_previews_show_motion_and_the_models_own_maps(client, name, expected):
     assert shots["motion"].shape == shots["mask"].shape
 
 
-def test_live_session_drives_liveportrait_from_camera_frames(client):
+def camera_frames(indices=(0, 40)) -> list:
+    """Frames of a real talking-face clip, standing in for webcam frames."""
+    frames = []
+    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
+        if i in indices:
+            frames.append(frame)
+        if len(frames) == len(indices):
+            break
+    return frames
+
+
+def test_live_session_drives_liveportrait_from_camera_frames(pool):
     """The Live tab's session with LivePortrait: calibrate on one camera frame, animate the next, overlays on."""
     import numpy as np
 
     from talking_head.live import LiveSession
-    from talking_head.studio.common import ModelPool
 
-    frames = []
-    for i, frame in enumerate(video.VideoReader(media("driving/talk_vox.mp4"))):
-        if i in (0, 40):
-            frames.append(frame)
-        if len(frames) == 2:
-            break
+    frames = camera_frames()
     session = LiveSession()
-    session.configure(ModelPool(device="cpu").get("liveportrait.human"),
+    session.configure(pool.get("liveportrait.human"),
                       video.load_image(media("sources/photo_portrait.png")))
     session.request_calibration()
     first = session.step(frames[0], keypoints=True, mask=True)
@@ -115,6 +131,29 @@ def test_live_session_drives_liveportrait_from_camera_frames(client):
     plain = session.step(frames[1])
     assert not np.array_equal(plain.output, second.output)  # keypoints and the mask are drawn on request
     assert "fps" in session.readout()
+
+
+def test_live_tab_drives_facevid2vid_with_its_pose_controls(pool):
+    """The Live tab's step with face-vid2vid: its yaw/pitch/roll controls reach the session without a reload."""
+    import numpy as np
+
+    from talking_head.studio.live_tab import live_step
+
+    frames = camera_frames()
+    source = str(media("sources/photo_portrait.png"))
+    first, text, session = live_step(pool, frames[0], source, "facevid2vid.vox", "relative", False, False, None,
+                                     {"yaw": 0.0})
+    assert first is not None and first.shape == (256, 256, 3), text
+    engine = session.engine
+    free, _, session = live_step(pool, frames[1], source, "facevid2vid.vox", "relative", False, False, session,
+                                 {"pose_mode": "fixed", "yaw": 30.0, "pitch": -15.0})
+    assert session.engine is engine  # the same prepared source, new options
+    assert engine.settings.options.extra["pose_mode"] == "fixed" and engine.settings.options.extra["yaw"] == 30.0
+    plain, _, session = live_step(pool, frames[1], source, "facevid2vid.vox", "relative", False, False, session,
+                                  {"yaw": 0.0})
+    assert session.engine is engine and engine.settings.options.extra["pose_mode"] == "offset"
+    assert not np.array_equal(plain, free)  # the same camera frame, another head pose
+    assert session.processed == 3 and "fps" in session.readout()
 
 
 def test_compare_view_mixes_families(client):

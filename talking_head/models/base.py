@@ -236,3 +236,18 @@ def flow_to_pixels(grid, size: int | tuple[int, int], align_corners: bool):
 def peak_normalised(maps):
     """Maps (..., H, W), e.g. softmax heatmaps, each divided by its own maximum (for display)."""
     return maps / maps.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+
+
+def volume_flow(deformation, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """3-D deformation (B, D, h, w, 3) of sampling positions -> previews averaged over depth.
+
+    Returns the backward flow in pixels of a ``size`` output (B, h, w, 2) and the depth motion
+    (B, h, w) in grid units: where each cell samples the source volume minus where it sits.
+    """
+    from talking_head.models.blocks import coordinate_grid_3d
+
+    d, h, w = deformation.shape[1:4]
+    grid = coordinate_grid_3d(d, h, w, deformation.dtype, deformation.device)
+    displacement = (deformation - grid).mean(dim=1)
+    flow = (displacement[..., :2] * (size / 2.0)).float().cpu().numpy().astype(np.float32)
+    return flow, displacement[..., 2].float().cpu().numpy().astype(np.float32)

@@ -35,6 +35,16 @@ def make_coordinate_grid(height: int, width: int, dtype=torch.float32, device=No
     return torch.cat([xx.unsqueeze(2), yy.unsqueeze(2)], 2)
 
 
+def coordinate_grid_3d(depth: int, height: int, width: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(D, H, W, 3) grid of (x, y, z) = (width, height, depth) positions, each 2 i / (n - 1) - 1."""
+
+    def axis(n):
+        return 2 * (torch.arange(n, dtype=dtype, device=device) / (n - 1)) - 1
+
+    z, y, x = torch.meshgrid(axis(depth), axis(height), axis(width), indexing="ij")
+    return torch.stack([x, y, z], dim=-1)
+
+
 def spatial_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """(B, K, H, W) logits -> heatmaps, each a softmax over its H x W positions at ``temperature``."""
     b, k, h, w = logits.shape

@@ -23,7 +23,7 @@ from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, CheckpointError
 from talking_head.hub import load_checkpoint
 from talking_head.models.base import (
-    Animator, FrameResult, TransferOptions, cpu_state_dict, load_strict, module_dicts, to_tensor,
+    Animator, FrameResult, TransferOptions, cpu_state_dict, load_strict, module_dicts, to_tensor, volume_flow,
 )
 from talking_head.models.liveportrait_modules import (
     AppearanceFeatureExtractor,
@@ -31,7 +31,6 @@ from talking_head.models.liveportrait_modules import (
     MotionExtractor,
     SPADEDecoder,
     WarpingNetwork,
-    coordinate_grid_3d,
 )
 
 REGIONS = ("all", "exp", "pose", "lip", "eyes")
@@ -453,12 +452,7 @@ class LivePortraitAnimator(Animator):
         size = image.shape[-1]
         frames = (image.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # truncation, as the original
         mask = (1.0 - out["occlusion_map"][:, 0]).cpu().numpy() if "occlusion_map" in out else None
-        deformation = out["deformation"]  # (B, D, h, w, 3), sampling positions in the source volume
-        d, h, w = deformation.shape[1:4]
-        grid = coordinate_grid_3d(d, h, w, deformation.dtype, deformation.device)
-        displacement = (deformation - grid).mean(dim=1)  # averaged over depth
-        flow = (displacement[..., :2] * (size / 2.0)).cpu().numpy()
-        depth = displacement[..., 2].cpu().numpy()
+        flow, depth = volume_flow(out["deformation"], size)  # averaged over depth
         regions = out["mask"].sum(dim=2).argmax(dim=1).to(torch.float32).cpu().numpy() if "mask" in out else None
         src_px = camera.to_pixels(source.x_s[0], size)
         drv_px = camera.to_pixels(out["x_drv"], self.input_size) if "x_drv" in out else None

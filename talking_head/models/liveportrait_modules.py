@@ -14,20 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talking_head.models.blocks import DownBlock2d, SameBlock2d
+from talking_head.models.blocks import DownBlock2d, SameBlock2d, coordinate_grid_3d  # noqa: F401 (re-exported)
 
 
 # ---------------------------------------------------------------- shared 3-D pieces
-def coordinate_grid_3d(depth: int, height: int, width: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """(D, H, W, 3) grid of (x, y, z) = (width, height, depth) positions, each 2 i / (n - 1) - 1."""
-
-    def axis(n):
-        return 2 * (torch.arange(n, dtype=dtype, device=device) / (n - 1)) - 1
-
-    z, y, x = torch.meshgrid(axis(depth), axis(height), axis(width), indexing="ij")
-    return torch.stack([x, y, z], dim=-1)
-
-
 def keypoint_gaussians(kp: torch.Tensor, grid: torch.Tensor, variance: float) -> torch.Tensor:
     """Keypoints (B, K, 3) on grid (D, H, W, 3) -> (B, K, D, H, W) = exp(-0.5 |grid - kp|^2 / variance)."""
     diff = grid[None, None] - kp[:, :, None, None, None, :]
@@ -317,16 +307,25 @@ class WarpingNetwork(nn.Module):
         return self.dense_motion_network.source_cache(feature_3d, kp_source)
 
     def forward(self, feature_3d, kp_driving, kp_source, cache: dict | None = None) -> dict[str, torch.Tensor]:
-        motion = self.dense_motion_network(feature_3d, kp_driving, kp_source, cache)
-        b = kp_driving.shape[0]
-        deformation = motion["deformation"]
-        out = F.grid_sample(feature_3d.expand(b, -1, -1, -1, -1), deformation, align_corners=False)
-        _, c, d, h, w = out.shape
-        out = self.fourth(self.third(out.view(b, c * d, h, w)))
-        occlusion = motion.get("occlusion_map")
-        if occlusion is not None:
-            out = out * occlusion
-        return {"out": out, "deformation": deformation, "occlusion_map": occlusion, "mask": motion["mask"]}
+        return warp_volume(self, feature_3d, kp_driving, kp_source, cache)
+
+
+def warp_volume(net: nn.Module, feature_3d, kp_driving, kp_source, cache: dict | None = None) -> dict[str, torch.Tensor]:
+    """Dense motion of (kp_source -> kp_driving), warp the feature volume, ``fourth(third(.))``, times occlusion.
+
+    ``net`` holds ``dense_motion_network``, ``third`` and ``fourth`` (LivePortrait's W, face-vid2vid's
+    generator). Returns the 2-D feature ``out`` plus deformation, occlusion map and motion mask.
+    """
+    motion = net.dense_motion_network(feature_3d, kp_driving, kp_source, cache)
+    b = kp_driving.shape[0]
+    deformation = motion["deformation"]
+    out = F.grid_sample(feature_3d.expand(b, -1, -1, -1, -1), deformation, align_corners=False)
+    _, c, d, h, w = out.shape
+    out = net.fourth(net.third(out.view(b, c * d, h, w)))
+    occlusion = motion.get("occlusion_map")
+    if occlusion is not None:
+        out = out * occlusion
+    return {"out": out, "deformation": deformation, "occlusion_map": occlusion, "mask": motion["mask"]}
 
 
 # ---------------------------------------------------------------- G

@@ -5,13 +5,12 @@ The work itself lives in ``studio.render`` so the API, the buttons and the tests
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from talking_head import hub
-from talking_head.cards import Control, ModelCard
+from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, FileMismatchError, TalkingHeadError
 from talking_head.model_summary import summarize
 from talking_head.examples import example_files
@@ -27,31 +26,11 @@ from talking_head.studio.common import (
     user_error,
     weights_status,
 )
+from talking_head.studio.controls import ControlWidget, build_control_widgets, values_for, visibility_updates
 from talking_head.studio.render import OPTIONS_HELP, RenderRequest, Studio, path_of
 
 
 # ----------------------------------------------------------------------------------------- UI
-
-
-@dataclass
-class ControlWidget:
-    family: str
-    control: Control
-    component: Any
-
-
-def _control_component(control: Control, visible: bool):
-
-    label = control.label or control.name
-    common = {"label": label, "info": control.help or None, "visible": visible}
-    if control.kind == "bool":
-        return gr.Checkbox(value=bool(control.default), **common)
-    if control.kind == "choice":
-        return gr.Dropdown(choices=list(control.choices), value=control.default, **common)
-    if control.minimum is not None and control.maximum is not None:
-        step = control.step or (1 if control.kind == "int" else (control.maximum - control.minimum) / 100)
-        return gr.Slider(minimum=control.minimum, maximum=control.maximum, step=step, value=control.default, **common)
-    return gr.Number(value=control.default, precision=0 if control.kind == "int" else None, **common)
 
 
 def _pose_editable(card: ModelCard) -> bool:
@@ -132,16 +111,8 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
             paste_back = gr.Checkbox(value=False, label="Paste back into the full source picture")
             output_size = gr.Dropdown(list(OUTPUT_SIZES), value=NATIVE_SIZE, label="Output size")
         with gr.Group():
-            seen: set[tuple[str, str]] = set()
             with gr.Row():
-                for card in cards:
-                    for control in card.controls:
-                        if (card.family, control.name) in seen:
-                            continue
-                        seen.add((card.family, control.name))
-                        comp = _control_component(control, visible=card.family == default_card.family
-                                                  and control in default_card.controls)
-                        widgets.append(ControlWidget(card.family, control, comp))
+                widgets.extend(build_control_widgets(cards, default_card))
 
     with gr.Accordion("Previews", open=True):
         with gr.Row():
@@ -177,10 +148,10 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
         compare_run = gr.Button("Compare", elem_id="compare-run")
         compare_video = gr.Video(label="Comparison", interactive=False, elem_id="compare-output")
 
-    with gr.Accordion("Edit a still photo's pose (LivePortrait)", open=False,
+    with gr.Accordion("Edit a still photo's pose (models with head-pose controls)", open=False,
                       visible=_pose_editable(default_card)) as pose_box:
-        gr.Markdown("Re-pose the source photo with the pitch/yaw/roll and eye/lip controls above; "
-                    "no driving clip needed.")
+        gr.Markdown("Re-pose the source photo with the model's pitch/yaw/roll controls above (and LivePortrait's "
+                    "eye/lip controls); no driving clip needed.")
         pose_run = gr.Button("Re-pose the photo")
         pose_out = gr.Image(label="Re-posed photo", interactive=False)
 
@@ -204,8 +175,7 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
     def options_from_ui(model_name, values) -> dict:
         (motion_v, mode_v, adapt_v, ref_v, ref_i, max_s, crop_v, scale_v, paste_v, size_v, *ctrl) = values
         card = get_card(model_name)
-        mine = {w.control.name: v for w, v in zip(widgets, ctrl) if w.family == card.family
-                and any(c.name == w.control.name for c in card.controls)}
+        mine = values_for(card, widgets, ctrl)
         opts = {
             "mode": mode_v if (_has_family_modes(card) and mode_v in card.modes) else motion_v,
             "adapt_scale": bool(adapt_v),
@@ -229,10 +199,7 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
                    gr.update(value=card_markdown(card)),
                    gr.update(choices=list(card.modes), value=card.default_mode, visible=_has_family_modes(card)),
                    gr.update(visible=_pose_editable(card))]
-        for w in widgets:
-            own = next((c for c in card.controls if c.name == w.control.name), None) if w.family == card.family else None
-            updates.append(gr.update(visible=own is not None, **({"value": own.default} if own is not None else {})))
-        return updates
+        return updates + visibility_updates(card, widgets)
 
     model.change(on_model, [model], [weights_note, download, trust, card_md, mode, pose_box, *control_components],
                  api_visibility="private", show_progress="minimal")
@@ -342,19 +309,17 @@ def build_animate_tab(studio: Studio, cards: list[ModelCard], default_model: str
     cancel.click(None, None, None, cancels=[render_event, compare_event], queue=False)
 
     # -- pose editing
-    pose_widgets = {w.control.name: w.component for w in widgets if w.family == "liveportrait"}
-
     @gpu(120)
     def do_pose(*inputs):
         src, model_name, *values = inputs
         if not src:
             raise user_error(BadInputError("No source picture.", "Choose a face picture first."))
         try:
-            return studio.edit_pose(src, model_name, dict(zip(pose_widgets, values)))
+            return studio.edit_pose(src, model_name, values_for(get_card(model_name), widgets, values))
         except TalkingHeadError as exc:
             raise user_error(exc) from None
 
-    pose_run.click(do_pose, [source, model, *pose_widgets.values()], [pose_out], api_visibility="private")
+    pose_run.click(do_pose, [source, model, *control_components], [pose_out], api_visibility="private")
 
     # -- API
     @gpu(600)

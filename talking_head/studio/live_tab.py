@@ -15,14 +15,19 @@ from talking_head.examples import default_sources
 from talking_head.live import LiveSession
 from talking_head.registry import get_card
 from talking_head.studio.common import ModelPool, gpu, model_choices
+from talking_head.studio.controls import build_control_widgets, values_for, visibility_updates
 
 STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
 
 
 def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str, keypoints: bool, mask: bool,
-              session: LiveSession | None):
-    """One webcam frame -> (animated picture or None to keep the last one, readout text, session)."""
+              session: LiveSession | None, controls: dict | None = None):
+    """One webcam frame -> (animated picture or None to keep the last one, readout text, session).
+
+    ``controls``: the model's own control values ({name: value}, e.g. yaw/pitch/roll); a change
+    applies from this frame on without re-preparing the source.
+    """
     from talking_head import viz
     from talking_head.engine import AnimateSettings, transfer_options
 
@@ -36,12 +41,18 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
         try:
             card = get_card(model_name, kind="animator")
             model = pool.get(model_name, allow_download=False)
-            options = transfer_options(card, motion, True, card.control_values())
+            options = transfer_options(card, motion, True, card.control_values(controls))
             settings = AnimateSettings(options=options, batch_size=1)
             session.configure(model, video.load_image(source_path), settings, key=key)
         except TalkingHeadError as exc:
             session.fail(key, exc.user_message())
             return None, session.readout(), session
+    elif session.ready:
+        try:
+            card = get_card(model_name)
+            session.set_options(transfer_options(card, motion, True, card.control_values(controls)))
+        except TalkingHeadError as exc:
+            return None, exc.user_message(), session
     shown = session.step(frame, keypoints=bool(keypoints), mask=bool(mask))
     if shown is None:
         return None, session.readout(), session
@@ -83,6 +94,8 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
                 keypoints = gr.Checkbox(value=False, label="Keypoints", elem_id="live-keypoints")
                 mask = gr.Checkbox(value=False, label="Occlusion mask", elem_id="live-mask")
             calibrate = gr.Button("Calibrate: this face is neutral", elem_id="live-calibrate")
+            with gr.Accordion("Model controls (head pose, ...)", open=False):
+                widgets = build_control_widgets(cards, get_card(default_model))
         with gr.Column(scale=1, min_width=300):
             webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", elem_id="live-webcam",
                               height=360)
@@ -90,12 +103,18 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
             output = gr.Image(label="Animated", interactive=False, format="jpeg", elem_id="live-output", height=360)
             readout = gr.Textbox(label="Live", value="not started", interactive=False, elem_id="live-readout")
 
+    control_components = [w.component for w in widgets]
+
     @gpu(60)
-    def step(frame, source_path, model_name, motion_v, kp, msk, state):
-        picture, text, state = live_step(pool, frame, source_path, model_name, motion_v, kp, msk, state)
+    def step(frame, source_path, model_name, motion_v, kp, msk, state, *values):
+        controls = values_for(get_card(model_name), widgets, values)
+        picture, text, state = live_step(pool, frame, source_path, model_name, motion_v, kp, msk, state, controls)
         return (gr.skip() if picture is None else picture), text, state
 
-    wire_stream(webcam, step, [webcam, source, model, motion, keypoints, mask, session], [output, readout, session])
+    wire_stream(webcam, step, [webcam, source, model, motion, keypoints, mask, session, *control_components],
+                [output, readout, session])
+    model.change(lambda name: visibility_updates(get_card(name), widgets), [model], control_components,
+                 api_visibility="private", show_progress="hidden")
 
     def do_calibrate(state):
         if not isinstance(state, LiveSession) or not state.ready:

@@ -277,7 +277,7 @@ class Studio:
                                 progress=progress, cancel=(cancel.is_set if cancel is not None else None))
         return report.as_dict()
 
-    # -- pose editing (LivePortrait and any family with edit_pose)
+    # -- pose editing (any family with edit_pose: LivePortrait, face-vid2vid)
     def edit_pose(self, source, model_name: str, values: dict) -> np.ndarray:
         from talking_head import video
         from talking_head.engine import Engine, transfer_options
@@ -286,7 +286,7 @@ class Studio:
         model = self.pool.get(model_name, allow_download=False)
         if not hasattr(model.inner, "edit_pose"):
             raise BadInputError(f"Model '{model_name}' cannot re-pose a still photo.",
-                                "Pick a LivePortrait model for pose editing.")
+                                "Pick a model with head-pose controls (LivePortrait, face-vid2vid) for pose editing.")
         engine = Engine(model, None)
         engine.set_source(video.load_image(path_of(source)))  # face detection, crop, source-only work
         state = engine.source_state
