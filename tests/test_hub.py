@@ -339,7 +339,7 @@ def test_cli_trust_file_keeps_a_differing_file(isolated, capsys, tmp_path, monke
     card = small_card("mraa.vox256", sha256="0" * 64)  # a test-only card: narrow networks, a hash no file has
     ((filename, ckpt),) = mraa.published_checkpoints(random_animator(small_card("mraa.vox256"))).items()
     torch.save(ckpt, weights / filename)
-    monkeypatch.setattr(registry, "get_card", lambda name: card)
+    monkeypatch.setattr(registry, "get_card", lambda name, kind=None: card)
     args = ["animate", "-s", str(SOURCE), "-d", str(SOURCE), "-m", "mraa.vox256", "-q"]
     out = tmp_path / "out.mp4"
     assert cli.main(args + ["-o", str(out)]) == 2
