@@ -173,6 +173,24 @@ def channels_last(module) -> None:
             tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
 
 
+def compile_networks(model, mode: str | None) -> None:
+    """``torch.compile`` the model's networks' direct sub-networks (``mode``: a torch.compile mode; None: eager).
+
+    Sub-networks rather than the networks themselves, because families call their networks'
+    parts directly (encode / warp / decode) as well as their ``forward``.
+    """
+    import torch.nn as nn
+
+    if not mode or mode == "none":
+        return
+    for net in networks(model).values():
+        parts = [net]
+        for child in net.children():
+            parts.extend(child.children() if isinstance(child, (nn.ModuleList, nn.Sequential, nn.ModuleDict)) else [child])
+        for part in parts[1:] or parts:
+            part.compile(mode=mode)
+
+
 def dtype_of(precision: str):
     import torch
 
