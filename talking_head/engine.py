@@ -44,6 +44,7 @@ class AnimateSettings:
     paste_back: bool = False
     output_size: int | None = None  # resize the animated crop (not the pasted-back picture)
     batch_size: int = 8
+    track_every: int = 1  # run face detection on every N-th driving frame (the box is held between; live: 3)
     precision: str = "auto"  # "auto": the fastest path exact enough (talking_head.precision), "fp32", "bf16", "fp16"
 
     def crop_kwargs(self) -> dict:
@@ -193,7 +194,7 @@ class Engine:
         frame = _check_image(frame, "driving frame")
         if self.settings.auto_crop:
             if self._tracker is None:
-                self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs())
+                self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs(), detect_every=self.settings.track_every)
             box = self._tracker.update(frame)
         else:
             box = full_frame_box(frame.shape)
