@@ -150,8 +150,6 @@ def apply(model, precision: str) -> str:
     cuDNN), ``FP32_NETWORKS`` pinned to float32. Idempotent; ``fp32`` leaves the weights' values
     untouched, so switching back gives the reference path.
     """
-    import torch
-
     precision = resolve(precision, model)
     if precision != "fp32" and not getattr(model, "_precision_prepared", False):
         for net in networks(model).values():
