@@ -491,10 +491,13 @@ def print_model_table(names: list[str], device: str, args) -> None:
         card = get_card(name)
         result = bench_torch_model(name, device, args.precisions, args.frames, args.batch_size, args.repeats)
         fp32 = next((r.fps for r in result if r.precision == "fp32"), None)
-        published = None
+        published, failed = None, ""
         if args.reference:
-            published = published_fps(name, device, args.reference, driving_frames(card.resolution or 256, args.frames),
-                                      args.repeats)
+            try:
+                published = published_fps(name, device, args.reference,
+                                          driving_frames(card.resolution or 256, args.frames), args.repeats)
+            except (ImportError, RuntimeError, TypeError, KeyError) as err:  # their code on this machine's packages
+                failed = f"published loop failed: {str(err).splitlines()[0][:70]}"
         for r in result:
             peak = ""
             if r.gflops and device == "cpu":
@@ -506,7 +509,7 @@ def print_model_table(names: list[str], device: str, args) -> None:
                          "-" if r.gflop_per_frame is None else f"{r.gflop_per_frame:.1f}",
                          "-" if r.gflops is None else f"{r.gflops:.0f}", peak or "-",
                          _fps(published), f"{r.fps / published:.2f}x" if (r.fps and published) else "-",
-                         "-" if exact is None else f"{exact['mean']:.2f}/{exact['max']:.0f}", r.note))
+                         "-" if exact is None else f"{exact['mean']:.2f}/{exact['max']:.0f}", r.note or failed))
             print(f"  {r.model} {r.device} {r.precision}: done", file=sys.stderr)
     print(f"\ntorch models on {device}, random weights, {args.frames} frames of {rows[0][3] if rows else '?'}px driving, "
           f"source prepared once, batches of {args.batch_size}; * = the path the engine picks by itself (auto)")

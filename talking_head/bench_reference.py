@@ -77,10 +77,17 @@ def imported_from(folder: Path):
     stand_ins = {}
     for name in missing:
         stand_ins[name] = sys.modules[name] = _StandIn(name)
+    import skimage.draw
+
+    old_api = not hasattr(skimage.draw, "circle")  # the loggers import skimage.draw.circle (removed in skimage 0.19)
+    if old_api:
+        skimage.draw.circle = _StandIn("skimage.draw").circle
     sys.path.insert(0, str(folder))
     try:
         yield
     finally:
+        if old_api:
+            del skimage.draw.circle
         sys.path.remove(str(folder))
         for k in [k for k in sys.modules if k.split(".")[0] in _SHARED_NAMES]:
             del sys.modules[k]
