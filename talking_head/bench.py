@@ -496,7 +496,7 @@ def print_model_table(names: list[str], device: str, args) -> None:
             try:
                 published = published_fps(name, device, args.reference,
                                           driving_frames(card.resolution or 256, args.frames), args.repeats)
-            except (ImportError, RuntimeError, TypeError, KeyError) as err:  # their code on this machine's packages
+            except (ImportError, AttributeError, RuntimeError, TypeError, KeyError) as err:  # their code, our packages
                 failed = f"published loop failed: {str(err).splitlines()[0][:70]}"
         for r in result:
             peak = ""
