@@ -1,15 +1,19 @@
 """Speed on this machine: ``python -m talking_head.bench [--models ...] [--sizes 256 512] [--frames N]``.
 
-Two tables:
+Tables:
 
 1. the landmark model (no network weights) at each ``--sizes``: milliseconds per frame for the
    driving landmarks, the warp, the driving face tracking + crop, and H.264 encoding, and frames/s
    through the engine without (crop, encoding) and with them;
 2. every registered torch model (one card per family unless ``--models`` names cards), built with
-   ``pretrained=False`` (random weights: speed does not depend on the values): frames/s of the
-   engine's path (source prepared once, frames in batches) against a naive loop that prepares the
-   source again for every frame, one frame at a time (as the published demos do), on the CPU and on
-   CUDA when present (also fp16/bf16 autocast there).
+   ``pretrained=False`` (random weights: speed does not depend on the values): frames/s through the
+   engine (source prepared once, frames in batches) on the fp32 reference path and on the path the
+   engine picks by itself (``talking_head.precision``), GFLOP per frame (torch.utils.flop_counter),
+   achieved GFLOP/s against an estimate of this CPU's peak, the published demo loop from a checkout
+   (``--reference DIR``, ``bench_reference.py``) and, with ``--exactness``, each path's difference
+   to fp32 on the parity fixtures;
+3. on CUDA (or with ``--stages``): per-stage ms (face tracking + crop, model, paste-back) and fps
+   per precision and ``torch.compile`` mode (``--compile``), the fastest mode marked.
 
 Times are wall-clock (``--clock cpu``: CPU time), the best of ``--repeats`` whole passes after one
 warm-up pass (other processes only ever add time); nothing is asserted.
@@ -17,7 +21,6 @@ warm-up pass (other processes only ever add time); nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
@@ -163,29 +166,41 @@ def _padded(face: np.ndarray, size: int) -> np.ndarray:
 class TorchRow:
     model: str
     device: str
-    dtype: str
+    precision: str  # as asked for: fp32 (the reference path), bf16, fp16
+    fast: bool  # the path the engine picks by itself ("auto")
     resolution: int
     batch: int
-    engine_fps: float | None
-    naive_fps: float | None
+    fps: float | None
+    gflop_per_frame: float | None = None
     note: str = ""
 
-
-def _autocast(device, dtype: str):
-    import torch
-
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16 if dtype == "fp16" else torch.bfloat16)
+    @property
+    def gflops(self) -> float | None:
+        return None if not (self.fps and self.gflop_per_frame) else self.fps * self.gflop_per_frame
 
 
-def bench_torch_model(name: str, device: str, dtypes: list[str], n_frames: int, batch_size: int,
+def flops_per_frame(engine, frames: list[np.ndarray]) -> float:
+    """GFLOP per frame of the engine's model path (torch.utils.flop_counter: convolutions, matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for _ in engine.animate(frames):
+            pass
+    return counter.get_total_flops() / 1e9 / len(frames)
+
+
+def bench_torch_model(name: str, device: str, precisions: list[str], n_frames: int, batch_size: int,
                       repeats: int = 2) -> list[TorchRow]:
-    """Engine path vs naive per-frame loop for one card, random weights."""
+    """Frames/s of one card through the engine (source prepared once, batches) per precision, random weights.
+
+    ``precisions`` may hold "auto": the path the engine picks by itself (reported under the name it
+    resolves to, marked fast). The reference path is "fp32".
+    """
     import torch
 
+    from talking_head import precision as precisionlib
     from talking_head.engine import AnimateSettings, Engine
-    from talking_head.models.base import TransferOptions
     from talking_head.registry import get_card, load_model
 
     card = get_card(name)
@@ -193,35 +208,57 @@ def bench_torch_model(name: str, device: str, dtypes: list[str], n_frames: int, 
     model = load_model(name, device=device, pretrained=False)
     source = face_image(size)
     frames = driving_frames(size, n_frames)
-    options = TransferOptions()
+    fast = precisionlib.resolve("auto", model)
+    wanted = list(dict.fromkeys(fast if p == "auto" else p for p in precisions))
     rows = []
-    for dtype in dtypes:
+    for precision in wanted:
         try:
-            with _autocast(model.device, dtype):
-                engine = Engine(model, AnimateSettings(options=options, auto_crop=False, batch_size=batch_size))
-                engine.set_source(source)
-                reference = model.prepare_driving(frames[0])
+            engine = Engine(model, AnimateSettings(auto_crop=False, batch_size=batch_size, precision=precision))
+            engine.set_source(source)
 
-                def engine_pass():
-                    for _ in engine.animate(frames):
-                        pass
+            def engine_pass():
+                for _ in engine.animate(frames):
+                    pass
 
-                def naive_pass():
-                    for f in frames:
-                        state = model.prepare_source(source)  # the published demos redo source work per frame
-                        model.animate(state, f[None], reference, options)
-
-                engine_s = _best_time(engine_pass, repeats)
-                naive_s = _best_time(naive_pass, repeats)
-            rows.append(TorchRow(name, str(model.device), dtype, size, batch_size, n_frames / engine_s,
-                                 n_frames / naive_s))
+            seconds = _best_time(engine_pass, repeats)
+            gflop = flops_per_frame(engine, frames[:batch_size]) if device == "cpu" or precision == "fp32" else None
+            rows.append(TorchRow(name, str(model.device), precision, precision == fast, size, batch_size,
+                                 n_frames / seconds, gflop))
         except (RuntimeError, TypeError) as err:  # e.g. an op without fp16 support
-            rows.append(TorchRow(name, str(model.device), dtype, size, batch_size, None, None,
+            rows.append(TorchRow(name, str(model.device), precision, precision == fast, size, batch_size, None,
                                  note=f"unsupported: {str(err).splitlines()[0][:60]}"))
     model.close()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return rows
+
+
+def cpu_peak_gflops(precision: str, threads: int) -> tuple[float, str]:
+    """Estimated peak GFLOP/s of ``threads`` cores of this CPU for ``precision``, and how it was estimated.
+
+    cores x clock (the highest 'cpu MHz' in /proc/cpuinfo) x flops per cycle per core: 2 FMA units of
+    the widest vectors the CPU reports (AVX-512: 64 fp32 flops/cycle, AVX2+FMA: 32, else 8); for bf16,
+    AMX tiles 1024 flops/cycle (one 16x32x16 TDPBF16PS per 16 cycles), AVX-512 BF16 128, else as fp32.
+    """
+    from pathlib import Path
+
+    from talking_head.precision import cpu_flags
+
+    mhz = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = max(mhz, float(line.split(":")[1]))
+    except (OSError, ValueError):
+        pass
+    ghz = mhz / 1000.0 or 2.0
+    flags = cpu_flags()
+    per_cycle, unit = (64, "AVX-512 FMA") if "avx512f" in flags else ((32, "AVX2 FMA") if "fma" in flags else (8, "SSE"))
+    if precision == "bf16" and "amx_bf16" in flags:
+        per_cycle, unit = 1024, "AMX bf16"
+    elif precision == "bf16" and "avx512_bf16" in flags:
+        per_cycle, unit = 128, "AVX-512 BF16"
+    return threads * ghz * per_cycle, f"{threads} cores x {ghz:.2f} GHz x {per_cycle} flop/cycle ({unit})"
 
 
 def default_models() -> list[str]:
@@ -234,6 +271,87 @@ def default_models() -> list[str]:
             seen.add(card.family)
             names.append(card.name)
     return names
+
+
+# ------------------------------------------------------------------------------------------ stages (GPU)
+
+STAGES = ("crop", "model", "paste_back")
+
+
+def bench_stages(name: str, device: str, precision: str, compile_mode: str | None, n_frames: int, batch_size: int,
+                 repeats: int = 1) -> dict[str, float]:
+    """Milliseconds per frame of the live/offline path of one card: crop, model, paste-back (random weights).
+
+    crop: face tracking + crop of a 512x512 driving frame (the face fills half of it); model: the
+    engine's batch (upload, networks under ``precision`` and ``compile_mode``, download); paste_back:
+    blending each result into the 512x512 source picture.
+    """
+    import torch
+
+    from talking_head import face as facelib
+    from talking_head import precision as precisionlib
+    from talking_head.engine import AnimateSettings, Engine
+    from talking_head.registry import load_model
+
+    model = load_model(name, device=device, pretrained=False)
+    precisionlib.compile_networks(model, compile_mode)
+    engine = Engine(model, AnimateSettings(batch_size=batch_size, precision=precision))
+    picture = face_image(512)
+    engine.set_source(picture)
+    full = [_padded(f, 512) for f in driving_frames(512, n_frames)]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def one_pass():
+        times = dict.fromkeys(STAGES, 0.0)
+        engine.start_clip()
+        for start in range(0, n_frames, batch_size):
+            t0 = _clock()
+            crops = [engine.driving_crop(f) for f in full[start:start + batch_size]]
+            t1 = _clock()
+            if not engine.calibrated:
+                engine.set_reference(full[0])
+            results = engine._animate_batch(crops, start)
+            sync()
+            t2 = _clock()
+            for r in results:
+                facelib.paste_back(picture, r.result.frame, engine.source_box)
+            t3 = _clock()
+            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
+                times[stage] += dt
+        return times
+
+    one_pass()  # warm-up (and compilation)
+    best = dict.fromkeys(STAGES, float("inf"))
+    for _ in range(repeats):
+        for stage, dt in one_pass().items():
+            best[stage] = min(best[stage], dt)
+    model.close()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {stage: 1000.0 * t / n_frames for stage, t in best.items()}
+
+
+def print_stage_table(names: list[str], device: str, args) -> None:
+    """Per card, precision and compile mode: ms per stage and fps with crop and paste-back; best mode marked."""
+    rows = []
+    precisions = list(dict.fromkeys(["fp32", "fp16", "bf16"] if device.startswith("cuda") else args.precisions))
+    for name in names:
+        for precision in precisions:
+            timed = []
+            for mode in args.compile:
+                try:
+                    ms = bench_stages(name, device, precision, mode, args.frames, args.batch_size, args.repeats)
+                    timed.append((mode, ms, sum(ms.values())))
+                except Exception as err:  # noqa: BLE001 - a compile or dtype failure is a row, not the end of the bench
+                    rows.append((name, precision, mode, "-", "-", "-", "-", "-", f"failed: {str(err).splitlines()[0][:60]}"))
+                print(f"  stages {name} {device} {precision} {mode}: done", file=sys.stderr)
+            fastest = min((t[2] for t in timed), default=None)
+            for mode, ms, total in timed:
+                rows.append((name, precision, mode + (" *" if total == fastest and len(timed) > 1 else ""),
+                             *(f"{ms[s]:.1f}" for s in STAGES), f"{total:.1f}", f"{1000.0 / total:.1f}", ""))
+    print(f"\nper-stage ms per frame on {device}, {args.frames} frames of 512x512 in batches of {args.batch_size}, "
+          f"crop (face tracking) and paste-back included; * = fastest torch.compile mode")
+    print(_table(("model", "dtype", "compile", *STAGES, "total ms", "fps", "note"), rows))
 
 
 # ------------------------------------------------------------------------------------------ LivePortrait stages
@@ -332,6 +450,79 @@ def machine_line() -> str:
             f"torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}")
 
 
+def exactness_of(family: str, precision: str) -> dict | None:
+    """Mean/max grey-level difference of ``precision`` vs fp32 on the family's parity fixture (tests/)."""
+    if precision == "fp32":
+        return {"mean": 0.0, "max": 0.0}
+    try:
+        from tests.parity_runners import FIXTURE_DIR, fast_path_difference
+        from tests.test_parity import load_fixture
+    except ImportError:
+        return None
+    paths = sorted(FIXTURE_DIR.glob(f"{family}-*.npz"))
+    if not paths:
+        return None
+    return fast_path_difference(load_fixture(paths[0]), precision, frames=1)
+
+
+def published_fps(name: str, device: str, root: Path, frames: list[np.ndarray], repeats: int) -> float | None:
+    """Frames/s of the published demo loop for ``name``'s family (CPU), None when not checked out."""
+    from talking_head.bench_reference import published_loop
+    from talking_head.registry import get_card, load_model
+
+    if device != "cpu":
+        return None
+    card = get_card(name)
+    model = load_model(name, device="cpu", pretrained=False)
+    loop = published_loop(card.family, root, model, face_image(card.resolution or 256), frames)
+    if loop is None:
+        return None
+    return len(frames) / _best_time(loop, repeats)
+
+
+def print_model_table(names: list[str], device: str, args) -> None:
+    """Per card: fps of the fast path and of fp32, GFLOP/s against the peak, the published loop."""
+    import torch
+
+    rows = []
+    for name in names:
+        from talking_head.registry import get_card
+
+        card = get_card(name)
+        result = bench_torch_model(name, device, args.precisions, args.frames, args.batch_size, args.repeats)
+        fp32 = next((r.fps for r in result if r.precision == "fp32"), None)
+        published, failed = None, ""
+        if args.reference:
+            try:
+                published = published_fps(name, device, args.reference,
+                                          driving_frames(card.resolution or 256, args.frames), args.repeats)
+            except (ImportError, AttributeError, RuntimeError, TypeError, KeyError) as err:  # their code, our packages
+                failed = f"published loop failed: {str(err).splitlines()[0][:70]}"
+        for r in result:
+            peak = ""
+            if r.gflops and device == "cpu":
+                peak_gflops, _ = cpu_peak_gflops(r.precision, torch.get_num_threads())
+                peak = f"{100.0 * r.gflops / peak_gflops:.0f}%"
+            exact = exactness_of(card.family, r.precision) if args.exactness else None
+            rows.append((r.model, r.device, r.precision + (" *" if r.fast else ""), f"{r.resolution}", f"{r.batch}",
+                         _fps(r.fps), f"{r.fps / fp32:.2f}x" if (r.fps and fp32) else "-",
+                         "-" if r.gflop_per_frame is None else f"{r.gflop_per_frame:.1f}",
+                         "-" if r.gflops is None else f"{r.gflops:.0f}", peak or "-",
+                         _fps(published), f"{r.fps / published:.2f}x" if (r.fps and published) else "-",
+                         "-" if exact is None else f"{exact['mean']:.2f}/{exact['max']:.0f}", r.note or failed))
+            print(f"  {r.model} {r.device} {r.precision}: done", file=sys.stderr)
+    print(f"\ntorch models on {device}, random weights, {args.frames} frames of {rows[0][3] if rows else '?'}px driving, "
+          f"source prepared once, batches of {args.batch_size}; * = the path the engine picks by itself (auto)")
+    if device == "cpu":
+        from talking_head.precision import cpu_features
+
+        _, how = cpu_peak_gflops("fp32", torch.get_num_threads())
+        print(f"CPU: {cpu_features()}; fp32 peak estimated as {how}" + ("" if args.reference else
+              "; published loops: pass --reference DIR"))
+    print(_table(("model", "device", "path", "res", "batch", "fps", "vs fp32", "GFLOP/frame", "GFLOP/s", "of peak",
+                  "published fps", "vs published", "diff mean/max", "note"), rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m talking_head.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", help="cards to time (default: one per torch family); "
@@ -341,6 +532,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (best is kept)")
     parser.add_argument("--devices", nargs="*", help="default: cpu, plus cuda when present")
+    parser.add_argument("--precisions", nargs="*", default=["fp32", "auto"],
+                        help="paths to time (default: fp32, the reference, and auto, what the engine picks); "
+                             "e.g. `--precisions fp32 bf16` forces bf16 where auto keeps fp32")
+    parser.add_argument("--reference", metavar="DIR", type=Path,
+                        help="folder with checkouts of the published repositories (first-order-model, "
+                             "articulated-animation, Thin-Plate-Spline-Motion-Model): also time their demo loops")
+    parser.add_argument("--compile", nargs="*", default=["none", "default"],
+                        help="torch.compile modes timed in the stage table (none = eager; also e.g. reduce-overhead, max-autotune-no-cudagraphs)")
+    parser.add_argument("--stages", action="store_true", help="also print the stage table on the CPU (always on CUDA)")
+    parser.add_argument("--exactness", action="store_true",
+                        help="also measure each fast path's difference to fp32 on the parity fixtures "
+                             "(needs the repository's tests/; slow where bf16 is emulated)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall: elapsed time (default); cpu: CPU time of this process and ffmpeg, steadier on a "
@@ -375,19 +578,10 @@ def main(argv: list[str] | None = None) -> int:
 
     names = default_models() if args.models is None else args.models
     if names:
-        rows = []
         for device in devices:
-            dtypes = ["fp32"] + (["fp16", "bf16"] if device.startswith("cuda") else [])
-            for name in names:
-                for r in bench_torch_model(name, device, dtypes, args.frames, args.batch_size, args.repeats):
-                    speedup = (f"{r.engine_fps / r.naive_fps:.2f}x" if r.engine_fps and r.naive_fps else "-")
-                    rows.append((r.model, r.device, r.dtype, f"{r.resolution}", f"{r.batch}", _fps(r.engine_fps),
-                                 _fps(r.naive_fps), speedup, r.note))
-                    print(f"  {r.model} {r.device} {r.dtype}: done", file=sys.stderr)
-        print(f"\ntorch models, random weights, {args.frames} frames: engine (source cached, batched) "
-              f"vs naive (source recomputed per frame, batch 1)")
-        print(_table(("model", "device", "dtype", "res", "batch", "engine fps", "naive fps", "speed-up", "note"), rows))
-
+            print_model_table(names, device, args)
+            if device.startswith("cuda") or args.stages:
+                print_stage_table(names, device, args)
     if any(n.startswith("liveportrait") for n in names):
         rows = []
         for device in devices:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from talking_head.errors import BadInputError, TalkingHeadError
+from talking_head.precision import PRECISIONS
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -61,6 +62,7 @@ def animate_settings(args, card):
         paste_back=args.paste_back,
         output_size=args.output_size,
         batch_size=args.batch_size,
+        precision=args.precision,
     )
 
 
@@ -340,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-seconds", type=float, help="animate only the first seconds of the driving clip")
     a.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     a.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    a.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 on CPUs with AMX/AVX-512 BF16 and fp16 on CUDA where the family's fast "
+                        "path is exact enough, else fp32; fp32 forces the reference path")
     a.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a model control (see `models --verbose`), repeatable")
     a.add_argument("--offline", action="store_true", help="never download weights")

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from talking_head import face as facelib
+from talking_head import precision as precisionlib
 from talking_head.cards import ModelCard
 from talking_head.errors import BadInputError, TalkingHeadError
 from talking_head.face_ratios import RatioEstimator
@@ -43,6 +44,8 @@ class AnimateSettings:
     paste_back: bool = False
     output_size: int | None = None  # resize the animated crop (not the pasted-back picture)
     batch_size: int = 8
+    track_every: int = 1  # run face detection on every N-th driving frame (the box is held between; live: 3)
+    precision: str = "auto"  # "auto": the fastest path exact enough (talking_head.precision), "fp32", "bf16", "fp16"
 
     def crop_kwargs(self) -> dict:
         scale = facelib.CROP_SCALE if self.crop_scale is None else self.crop_scale
@@ -138,6 +141,7 @@ class Engine:
     def __init__(self, model: Animator, settings: AnimateSettings | None = None):
         self.model = model
         self.settings = settings or AnimateSettings()
+        self.precision = precisionlib.apply(model, self.settings.precision)  # what "auto" picked
         self.source_image: np.ndarray | None = None
         self.source_box: facelib.CropBox | None = None
         self.source_crop: np.ndarray | None = None
@@ -182,9 +186,11 @@ class Engine:
             ratios = None if self.source_landmarks is None else estimator.source(crop, landmarks=self.source_landmarks)
             if estimator.warning:
                 warnings.append(estimator.warning)
-            self._source_state = self.model.prepare_source(crop, ratios=ratios)
+            with self._precision():
+                self._source_state = self.model.prepare_source(crop, ratios=ratios)
         else:
-            self._source_state = self.model.prepare_source(crop)
+            with self._precision():
+                self._source_state = self.model.prepare_source(crop)
         self.source_image, self.source_box, self.source_crop = image, box, crop
         self._reference_state = None
         return warnings
@@ -194,6 +200,11 @@ class Engine:
         """The model's prepared source (for model-specific calls such as LivePortrait's ``edit_pose``)."""
         self._require_source()
         return self._source_state
+
+    def _precision(self):
+        """The model's calls run under this engine's precision (the model may be shared by engines)."""
+        self.model.precision = self.precision
+        return precisionlib.context(self.model)
 
     def _require_source(self):
         if self._source_state is None:
@@ -212,7 +223,7 @@ class Engine:
         frame = _check_image(frame, "driving frame")
         if self.settings.auto_crop:
             if self._tracker is None:
-                self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs())
+                self._tracker = facelib.FaceTracker(**self.settings.crop_kwargs(), detect_every=self.settings.track_every)
             box = self._tracker.update(frame)
             return facelib.crop(frame, box, self._driving_size())
         if not self.resolution:  # the whole frame, its own shape
@@ -227,7 +238,8 @@ class Engine:
         tracker, self._tracker = self._tracker, None
         crop = self.driving_crop(frame)
         self._tracker = tracker
-        self._reference_state = self.model.prepare_driving(crop)
+        with self._precision():
+            self._reference_state = self.model.prepare_driving(crop)
 
     def find_best_frame(self, frames: Iterable[np.ndarray], progress: Callable[[int], None] | None = None) -> int:
         """Index of the driving frame whose face pose/expression best matches the source's."""
@@ -303,7 +315,9 @@ class Engine:
 
     def _animate_batch(self, crops: list[np.ndarray], start: int) -> list[AnimatedFrame]:
         batch = np.stack(crops)
-        results = self.model.animate(self._source_state, batch, self._reference_state, self._options_for(crops))
+        options = self._options_for(crops)
+        with self._precision():
+            results = self.model.animate(self._source_state, batch, self._reference_state, options)
         return [self._finish(r, c, start + i) for i, (r, c) in enumerate(zip(results, crops))]
 
     def animate(
@@ -327,7 +341,8 @@ class Engine:
         for frame in frames:
             crop = self.driving_crop(frame)
             if self._reference_state is None:
-                self._reference_state = self.model.prepare_driving(crop)
+                with self._precision():
+                    self._reference_state = self.model.prepare_driving(crop)
             pending.append(crop)
             if len(pending) >= max(1, self.settings.batch_size):
                 for out in self._animate_batch(pending, index):
@@ -377,7 +392,8 @@ class Engine:
         self._require_source()
         crop = self.driving_crop(frame)
         if self._reference_state is None:
-            self._reference_state = self.model.prepare_driving(crop)
+            with self._precision():
+                self._reference_state = self.model.prepare_driving(crop)
         return self._animate_batch([crop], 0)[0]
 
 

@@ -23,12 +23,12 @@ TIMEOUT_MS = 90_000
 FPS_PATTERN = re.compile(r"(\d+(?:\.\d+)?) fps")
 
 
-def make_y4m(clip: Path, out: Path, seconds: float = 4.0) -> Path:
+def make_y4m(clip: Path, out: Path, seconds: float = 4.0, fps: int = 25) -> Path:
     """The first seconds of ``clip`` as a y4m file for Chromium's fake camera (bundled ffmpeg)."""
     from talking_head.video import ffmpeg_exe
 
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(clip), "-t", str(seconds),
-                    "-vf", "scale=320:320,fps=25", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+                    "-vf", f"scale=320:320,fps={fps}", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
     return out
 
 

@@ -85,6 +85,13 @@ class Animator(ABC):
 
     uses_face_ratios: bool = False
     RATIO_OPTIONS: tuple[str, ...] = ()
+    # The fast path (``talking_head.precision``, applied by the engine): the torch networks held as
+    # attributes run under bf16 (CPU with AMX / AVX-512 BF16) or fp16 (CUDA) autocast, weights in
+    # channels-last. FP32_NETWORKS: dotted attribute paths of networks kept in float32 there;
+    # FAST_PATH_DEFAULT = False: "auto" keeps this family in float32 (its measured difference is too big).
+    FP32_NETWORKS: tuple[str, ...] = ()
+    FAST_PATH_DEFAULT: bool = True
+    precision: str = "fp32"  # set by ``precision.apply``
 
     def __init__(self, card: ModelCard, device):
         self.card = card
@@ -157,8 +164,8 @@ def to_tensor(images: np.ndarray, device):
 
 
 def to_uint8(images) -> np.ndarray:
-    """float (B, 3, H, W) in [0, 1] -> uint8 (B, H, W, 3) numpy."""
-    return (images.clamp(0, 1) * 255.0 + 0.5).to("cpu", dtype=__import__("torch").uint8).permute(0, 2, 3, 1).numpy()
+    """float (B, 3, H, W) in [0, 1] -> uint8 (B, H, W, 3) numpy (rounded in float32, also for bf16/fp16 input)."""
+    return (images.float().clamp(0, 1) * 255.0 + 0.5).to("cpu", dtype=__import__("torch").uint8).permute(0, 2, 3, 1).numpy()
 
 
 def cpu_state_dict(module) -> dict:

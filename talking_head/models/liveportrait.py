@@ -332,6 +332,7 @@ class LivePortraitAnimator(Animator):
 
     uses_face_ratios = True
     RATIO_OPTIONS = ("eye_retargeting", "lip_retargeting")
+    FAST_PATH_DEFAULT = False  # bf16's difference on the parity fixture is not measured yet (see tests/test_fast_path.py)
 
     def __init__(self, card: ModelCard, device, networks: LivePortraitNetworks, half: bool | str = False):
         super().__init__(card, device)

@@ -12,12 +12,12 @@ from talking_head import video
 from talking_head.cards import ModelCard
 from talking_head.errors import TalkingHeadError
 from talking_head.examples import default_sources
-from talking_head.live import LiveSession
+from talking_head.live import LIVE_TRACK_EVERY, LiveSession
 from talking_head.registry import get_card
 from talking_head.studio.common import ModelPool, gpu, model_choices
 from talking_head.studio.controls import build_control_widgets, values_for, visibility_updates
 
-STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame
+STREAM_EVERY_S = 1 / 30  # how often the browser sends a webcam frame: every frame of a 30 fps camera
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
 
 
@@ -42,7 +42,7 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
             card = get_card(model_name, kind="animator")
             model = pool.get(model_name, allow_download=False)
             options = transfer_options(card, motion, True, card.control_values(controls))
-            settings = AnimateSettings(options=options, batch_size=1)
+            settings = AnimateSettings(options=options, batch_size=1, track_every=LIVE_TRACK_EVERY)
             session.configure(model, video.load_image(source_path), settings, key=key)
         except TalkingHeadError as exc:
             session.fail(key, exc.user_message())

@@ -27,7 +27,8 @@ PREVIEW_SIZE = 256
 OPTIONS_HELP = """Options for `/animate` and `/compare` (all optional):
 `mode` 'relative' | 'absolute' | a family mode (e.g. 'avd'); `adapt_scale` bool; `reference` 'first' | 'best' |
 frame index; `auto_crop` bool; `crop_scale` float; `paste_back` bool; `output_size` int; `max_seconds` float;
-`side_by_side` bool (default true); `batch_size` int; `controls` {name: value} (the model's family controls)."""
+`side_by_side` bool (default true); `batch_size` int; `precision` 'auto' | 'fp32' | 'bf16' | 'fp16'; `controls` {name: value}
+(the model's family controls)."""
 
 
 
@@ -65,7 +66,7 @@ class RenderRequest:
 
         o = self.options
         known = {"mode", "adapt_scale", "reference", "auto_crop", "crop_scale", "paste_back", "output_size",
-                 "max_seconds", "side_by_side", "controls", "batch_size"}
+                 "max_seconds", "side_by_side", "controls", "batch_size", "precision"}
         unknown = sorted(set(o) - known)
         if unknown:
             raise BadInputError(f"Unknown option(s): {', '.join(unknown)}.", OPTIONS_HELP)
@@ -87,6 +88,7 @@ class RenderRequest:
             paste_back=bool(o.get("paste_back", False)),
             output_size=parse_output_size(o.get("output_size")),
             batch_size=int(o.get("batch_size", 8)),
+            precision=str(o.get("precision") or "auto"),
         )
 
     @property

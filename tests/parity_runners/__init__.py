@@ -62,3 +62,50 @@ def checkpoint_keys(meta: dict, module_name: str) -> dict[str, tuple]:
                 out[item.get("key") or item.get("name")] = tuple(item.get("shape", ()))
         return out
     return {}
+
+
+def runner_for(fixture: dict):
+    """The runner module of a fixture's family."""
+    import importlib
+
+    return importlib.import_module(f"tests.parity_runners.{fixture['meta']['family'].lower().replace('-', '_')}")
+
+
+def fast_path_difference(fixture: dict, precision: str = "auto", frames: int | None = None) -> dict:
+    """How far a family's fast path is from its float32 path on the fixture's inputs and fill weights.
+
+    Builds the port with the runner's ``build_animator(fixture)``, animates the fixture's driving
+    frames (the first ``frames``; relative to the first one, the Animator interface with default
+    options) once in float32 and once under ``precision`` (``talking_head.precision``, the engine's
+    mechanism), and returns ``{"precision", "mean", "max"}``: the absolute difference of the output
+    images in 0-255 grey levels (uint8 outputs, as the user gets them), plus ``"fixture_mean"`` /
+    ``"fixture_max"`` against the fixture's own float32 prediction where it stores one
+    (``<mode>.prediction`` or ``prediction`` at the output size).
+    """
+    import torch
+
+    from talking_head import precision as prec
+    from talking_head.models.base import TransferOptions
+
+    model = runner_for(fixture).build_animator(fixture)
+    driving = fixture["driving"][:frames] if frames else fixture["driving"]
+
+    def render():
+        with torch.inference_mode(), prec.context(model):
+            src = model.prepare_source(fixture["source"])
+            ref = model.prepare_driving(fixture["driving"][0])
+            return np.stack([r.frame for r in model.animate(src, driving, ref, TransferOptions())]).astype(np.float64)
+
+    prec.apply(model, "fp32")
+    reference = render()
+    used = prec.apply(model, precision)
+    fast = reference if used == "fp32" else render()
+    diff = np.abs(fast - reference)
+    out = {"precision": used, "mean": float(diff.mean()), "max": float(diff.max())}
+    for name in ("relative.prediction", "prediction"):
+        stored = fixture.get(name)
+        if stored is not None and stored.shape[1:] == fast.shape[1:]:
+            d = np.abs(fast - np.asarray(stored[: len(fast)], np.float64) * 255.0)
+            out.update(fixture_mean=float(d.mean()), fixture_max=float(d.max()))
+            break
+    return out

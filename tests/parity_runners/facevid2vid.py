@@ -35,14 +35,20 @@ def _pose_arrays(prefix: str, pose) -> dict:
     }
 
 
-def run(fixture: dict) -> dict:
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+def build_animator(fixture: dict):
+    """Our port with fill weights, on the CPU."""
     from talking_head.models.facevid2vid import create
 
-    meta = fixture["meta"]
     animator = create(get_card("facevid2vid.vox"), None, torch.device("cpu"))
     for module in animator.nets.children():
-        fill_module(module, meta["seed"])  # generator, kp_detector, he_estimator: each on its own keys
+        fill_module(module, fixture["meta"]["seed"])  # generator, kp_detector, he_estimator: each on its own keys
+    return animator
+
+
+def run(fixture: dict) -> dict:
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    meta = fixture["meta"]
+    animator = build_animator(fixture)
     source, driving = fixture["source"], fixture["driving"]
     src = animator.prepare_source(source)
     ref = animator.prepare_driving(driving[0])

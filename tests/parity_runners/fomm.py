@@ -17,13 +17,20 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
     return t.movedim(-3, -1).float().cpu().numpy()
 
 
+def build_animator(fixture: dict) -> fomm.FommAnimator:
+    """Our port with the fixture's config and fill weights, on the CPU."""
+    meta = fixture["meta"]
+    card = dataclasses.replace(get_card("fomm.vox"), options=meta["config"]["model_params"])
+    model = fomm.create(card, None, torch.device("cpu"))
+    fill_module(model.generator, meta["seed"])
+    fill_module(model.kp_detector, meta["seed"])
+    return model
+
+
 def run(fixture: dict) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     meta = fixture["meta"]
-    card = dataclasses.replace(get_card("fomm.vox"), options=meta["config"]["model_params"])
-    animator = fomm.create(card, None, torch.device("cpu"))
-    fill_module(animator.generator, meta["seed"])
-    fill_module(animator.kp_detector, meta["seed"])
+    animator = build_animator(fixture)
 
     out: dict[str, np.ndarray] = {}
     with torch.inference_mode():

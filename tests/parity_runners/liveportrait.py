@@ -95,14 +95,20 @@ def _render_arrays(prefix: str, out: dict) -> dict:
     return res
 
 
-def run(fixture: dict) -> dict:
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+def build_animator(fixture: dict):
+    """Our port with the fixture's fill weights, on the CPU."""
     from talking_head.models.liveportrait import create
 
+    model = create(get_card("liveportrait.human"), None, torch.device("cpu"))
+    for module in model.nets.children():
+        fill_module(module, fixture["meta"]["seed"])  # each network (and each MLP) filled on its own keys
+    return model
+
+
+def run(fixture: dict) -> dict:
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     meta = fixture["meta"]
-    animator = create(get_card("liveportrait.human"), None, torch.device("cpu"))
-    for module in animator.nets.children():
-        fill_module(module, meta["seed"])  # each network (and each MLP) filled on its own keys
+    animator = build_animator(fixture)
     source, driving = fixture["source"], fixture["driving"]
     src = animator.prepare_source(source)
     ref = animator.prepare_driving(driving[0])

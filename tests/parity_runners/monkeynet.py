@@ -28,6 +28,9 @@ def build(fixture: dict):
     return animator
 
 
+build_animator = build  # our port with the fixture's config and fill weights, on the CPU
+
+
 def run(fixture: dict) -> dict:
     from talking_head.models.base import to_tensor
     from talking_head.models.monkeynet import normalization_for

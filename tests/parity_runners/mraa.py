@@ -31,7 +31,7 @@ def _regions(prefix: str, regions, squeeze: bool) -> dict:
     return {f"{prefix}.shift": pick(regions.shift), f"{prefix}.covar": pick(regions.covar), f"{prefix}.affine": pick(regions.affine)}
 
 
-def run(fixture: dict) -> dict:
+def _filled(fixture: dict):
     meta = fixture["meta"]
     params = meta["config"]["model_params"]
     seed = int(meta["seed"])
@@ -40,9 +40,16 @@ def run(fixture: dict) -> dict:
     for name, module in [*nets.items(), ("bg_predictor", bg)]:
         _check_layout(meta, name, module)
         fill_module(module, seed)
+    return MRAAAnimator(get_card("mraa.vox256"), torch.device("cpu"), nets, has_avd=True), bg
 
-    card = get_card("mraa.vox256")
-    animator = MRAAAnimator(card, torch.device("cpu"), nets, has_avd=True)
+
+def build_animator(fixture: dict) -> MRAAAnimator:
+    """Our port with the fixture's config and fill weights, on the CPU."""
+    return _filled(fixture)[0]
+
+
+def run(fixture: dict) -> dict:
+    animator, bg = _filled(fixture)
     out: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         src = animator.prepare_source(fixture["source"])

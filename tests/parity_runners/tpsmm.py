@@ -33,6 +33,11 @@ def build(meta: dict) -> tpsmm.TPSMMAnimator:
     return animator
 
 
+def build_animator(fixture: dict) -> tpsmm.TPSMMAnimator:
+    """Our port with the fixture's config and fill weights, on the CPU."""
+    return build(fixture["meta"])
+
+
 def _nhwc(t: torch.Tensor) -> np.ndarray:
     return t.permute(0, 2, 3, 1).numpy()
 
