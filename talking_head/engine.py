@@ -39,6 +39,7 @@ class AnimateSettings:
     options: TransferOptions = field(default_factory=TransferOptions)
     reference: str | int = "first"  # "first", "best", or a driving frame index
     auto_crop: bool = True
+    crop_source: bool = True  # False: the whole source picture (an aligned face, e.g. generated), driving still cropped
     crop_scale: float | None = None  # None: face.CROP_SCALE
     crop_offset_y: float | None = None  # None: face.CROP_OFFSET_Y
     paste_back: bool = False
@@ -46,6 +47,11 @@ class AnimateSettings:
     batch_size: int = 8
     track_every: int = 1  # run face detection on every N-th driving frame (the box is held between; live: 3)
     precision: str = "auto"  # "auto": the fastest path exact enough (talking_head.precision), "fp32", "bf16", "fp16"
+
+    @property
+    def whole_source(self) -> bool:
+        """The source is used as a whole picture, not cropped around its face."""
+        return not (self.auto_crop and self.crop_source)
 
     def crop_kwargs(self) -> dict:
         scale = facelib.CROP_SCALE if self.crop_scale is None else self.crop_scale
@@ -170,7 +176,7 @@ class Engine:
         """Detect and crop the face, run all source-only model work. Returns warnings for the user."""
         image = _check_image(image, "source picture")
         warnings: list[str] = []
-        if self.settings.auto_crop:
+        if not self.settings.whole_source:
             face, warning = facelib.detect_face(image, role="source")
             if warning:
                 warnings.append(warning)
@@ -266,7 +272,7 @@ class Engine:
         import cv2
 
         s = self.settings
-        whole = not s.auto_crop and self.source_image is not None
+        whole = s.whole_source and self.source_image is not None
         if whole and self.resolution:  # a square around the picture: show the picture's part only
             output = picture_in_square(result.frame, self.source_image.shape)
         else:

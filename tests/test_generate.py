@@ -213,7 +213,8 @@ def test_generated_files_through_the_animate_render_path(offline, generated):
 
 def test_live_tab_takes_the_generated_still_as_its_source(generated):
     """The Live tab's step with the generated still as the source and a real camera frame: random
-    weights make no face, so the readout says so (and the session keeps running); a real photo animates."""
+    weights make no face, so the readout says so (and the session keeps running); a real photo animates, and so
+    does the generated still used whole, as "use as source" sets the Live tab up."""
     from talking_head.studio.common import ModelPool
     from talking_head.studio.live_tab import live_step
 
@@ -225,6 +226,11 @@ def test_live_tab_takes_the_generated_still_as_its_source(generated):
     picture, text, session = live_step(pool, camera, str(media("sources/photo_portrait.png")), "landmark",
                                        "relative", False, False, session)
     assert picture is not None and picture.ndim == 3
+    # the generated face used whole (the tab unticks "Crop the source face" on "use as source"): it animates,
+    # driven by the tracked camera face
+    picture, text, session = live_step(pool, camera, str(still), "fomm.vox-adv", "relative", False, False, session,
+                                       crop_source=False)
+    assert picture is not None and picture.shape[:2] == (256, 256), text
 
 
 def test_studio_generate_refuses_an_animator_and_reports_seeds(offline):
@@ -291,6 +297,7 @@ def test_generate_tab_hands_its_still_and_clip_to_animate_and_live(generate_stud
             page.wait_for_selector("#animate-source img[src*='face7_motion7']")
             page.get_by_role("tab", name="Live").click()
             page.wait_for_selector("#live-source img[src*='face7_motion7']")
+            assert not page.locator("#live-crop-source input[type=checkbox]").is_checked()
 
             page.get_by_role("tab", name="Generate").click()
             page.locator("#generate-clip-driving").click()

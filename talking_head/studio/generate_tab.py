@@ -127,7 +127,7 @@ def wire_handoff(generated: dict, animate: dict, live: dict, tabs) -> None:
     def as_source(path):
         if not path:
             raise gr.Error("Generate a face first.")
-        return path, path, gr.Tabs(selected="animate")
+        return path, path, False, gr.Tabs(selected="animate")  # a generated face is aligned: Live uses it whole
 
     def as_driving_picture(path):
         if not path:
@@ -139,7 +139,7 @@ def wire_handoff(generated: dict, animate: dict, live: dict, tabs) -> None:
             raise gr.Error("Generate a clip first.")
         return path, None, gr.Tabs(selected="animate")
 
-    sources = [animate["source"], live["source"], tabs]
+    sources = [animate["source"], live["source"], live["crop_source"], tabs]
     for button in (generated["still_source"], generated["clip_source"]):  # a clip's face is its first frame: the still
         button.click(as_source, [generated["still"]], sources, queue=False, api_visibility="private")
     generated["still_driving"].click(as_driving_picture, [generated["still"]],

@@ -22,11 +22,12 @@ LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while 
 
 
 def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str, keypoints: bool, mask: bool,
-              session: LiveSession | None, controls: dict | None = None):
+              session: LiveSession | None, controls: dict | None = None, crop_source: bool = True):
     """One webcam frame -> (animated picture or None to keep the last one, readout text, session).
 
     ``controls``: the model's own control values ({name: value}, e.g. yaw/pitch/roll); a change
-    applies from this frame on without re-preparing the source.
+    applies from this frame on without re-preparing the source. ``crop_source`` False: the whole
+    source picture is the face (an aligned face such as a generated one); camera frames are still tracked.
     """
     from talking_head import viz
     from talking_head.engine import AnimateSettings, transfer_options
@@ -36,13 +37,14 @@ def live_step(pool: ModelPool, frame, source_path, model_name: str, motion: str,
         return None, session.readout(), session
     if not source_path:
         return None, "choose a source picture", session
-    key = (model_name, str(source_path), motion)
+    key = (model_name, str(source_path), motion, bool(crop_source))
     if session.key != key:
         try:
             card = get_card(model_name, kind="animator")
             model = pool.get(model_name, allow_download=False)
             options = transfer_options(card, motion, True, card.control_values(controls))
-            settings = AnimateSettings(options=options, batch_size=1, track_every=LIVE_TRACK_EVERY)
+            settings = AnimateSettings(options=options, batch_size=1, track_every=LIVE_TRACK_EVERY,
+                                       crop_source=bool(crop_source))
             session.configure(model, video.load_image(source_path), settings, key=key)
         except TalkingHeadError as exc:
             session.fail(key, exc.user_message())
@@ -93,6 +95,8 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
             with gr.Row():
                 keypoints = gr.Checkbox(value=False, label="Keypoints", elem_id="live-keypoints")
                 mask = gr.Checkbox(value=False, label="Occlusion mask", elem_id="live-mask")
+            crop_source = gr.Checkbox(value=True, label="Crop the source face", elem_id="live-crop-source",
+                                      info="off: the whole picture is the face (an aligned or generated face)")
             calibrate = gr.Button("Calibrate: this face is neutral", elem_id="live-calibrate")
             with gr.Accordion("Model controls (head pose, ...)", open=False):
                 widgets = build_control_widgets(cards, get_card(default_model))
@@ -106,12 +110,14 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
     control_components = [w.component for w in widgets]
 
     @gpu(60)
-    def step(frame, source_path, model_name, motion_v, kp, msk, state, *values):
+    def step(frame, source_path, model_name, motion_v, kp, msk, crop_v, state, *values):
         controls = values_for(get_card(model_name), widgets, values)
-        picture, text, state = live_step(pool, frame, source_path, model_name, motion_v, kp, msk, state, controls)
+        picture, text, state = live_step(pool, frame, source_path, model_name, motion_v, kp, msk, state, controls,
+                                         crop_source=crop_v)
         return (gr.skip() if picture is None else picture), text, state
 
-    wire_stream(webcam, step, [webcam, source, model, motion, keypoints, mask, session, *control_components],
+    wire_stream(webcam, step, [webcam, source, model, motion, keypoints, mask, crop_source, session,
+                               *control_components],
                 [output, readout, session])
     model.change(lambda name: visibility_updates(get_card(name), widgets), [model], control_components,
                  api_visibility="private", show_progress="hidden")
@@ -123,4 +129,4 @@ def build_live_tab(pool: ModelPool, cards: list[ModelCard], default_model: str) 
         return state.readout() + " | calibrating on the next frame"
 
     calibrate.click(do_calibrate, [session], [readout], queue=False, api_visibility="private")
-    return {"source": source}
+    return {"source": source, "crop_source": crop_source}
