@@ -149,7 +149,7 @@ def test_checkpoint_round_trip_through_load_model(animator, card, face, tmp_path
     _write(tmp_path, files)
     monkeypatch.setenv("TALKING_HEAD_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TALKING_HEAD_TRUST_FILES", "1")  # our files are not the pinned ones (size, sha256): keep them
-    monkeypatch.setattr(registry, "get_card", lambda name: card)
+    monkeypatch.setattr(registry, "get_card", lambda name, kind=None: card)
     loaded = registry.load_model("liveportrait.human", device="cpu", allow_download=False)
     for (k, a), (k2, b) in zip(animator.nets.state_dict().items(), loaded.nets.state_dict().items()):
         assert k == k2 and torch.equal(a, b), k

@@ -76,7 +76,7 @@ def weights_dir(tmp_path, monkeypatch):
 
 
 def use_card(monkeypatch, card):
-    monkeypatch.setattr(registry, "get_card", lambda name: card)
+    monkeypatch.setattr(registry, "get_card", lambda name, kind=None: card)
 
 
 # ---------------------------------------------------------------- cards and layout
