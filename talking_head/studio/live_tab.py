@@ -17,7 +17,7 @@ from talking_head.registry import get_card
 from talking_head.studio.common import ModelPool, gpu, model_choices
 from talking_head.studio.controls import build_control_widgets, values_for, visibility_updates
 
-STREAM_EVERY_S = 1 / 30  # how often the browser sends a webcam frame: every frame of a 30 fps camera
+STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame: measured best here (12.6 fps, 76 ms vs 10.6 fps, 124 ms at 1/30 s)
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
 
 
