@@ -45,6 +45,19 @@ def fill_module(module, seed: int) -> None:
     module.eval()
 
 
+def filled_networks_animator(family: str, card_name: str, seed: int):
+    """``family``'s port for ``card_name`` on the CPU, each network under its ``nets`` filled on its own keys."""
+    import torch
+
+    from talking_head.registry import get_card
+
+    module = importlib.import_module(f"talking_head.models.{family}")
+    animator = module.create(get_card(card_name), None, torch.device("cpu"))
+    for network in animator.nets.children():
+        fill_module(network, seed)
+    return animator
+
+
 def checkpoint_keys(meta: dict, module_name: str) -> dict[str, tuple]:
     """Published key -> shape list from ``meta['checkpoint_layout']``, where the fixture lists it."""
     layout = meta.get("checkpoint_layout", {})

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from talking_head.models.base import TransferOptions
-from talking_head.registry import get_card
-from tests.parity_runners import fill_module
+from tests.parity_runners import filled_networks_animator
 
 
 def _np(t) -> np.ndarray:
@@ -37,12 +36,7 @@ def _pose_arrays(prefix: str, pose) -> dict:
 
 def build_animator(fixture: dict):
     """Our port with fill weights, on the CPU."""
-    from talking_head.models.facevid2vid import create
-
-    animator = create(get_card("facevid2vid.vox"), None, torch.device("cpu"))
-    for module in animator.nets.children():
-        fill_module(module, fixture["meta"]["seed"])  # generator, kp_detector, he_estimator: each on its own keys
-    return animator
+    return filled_networks_animator("facevid2vid", "facevid2vid.vox", fixture["meta"]["seed"])
 
 
 def run(fixture: dict) -> dict:

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from talking_head.models.base import TransferOptions
-from talking_head.registry import get_card
-from tests.parity_runners import fill_module
+from tests.parity_runners import filled_networks_animator
 
 FULL_MODES = ("rel", "rel_nostitch", "abs", "retarget")
 KEYPOINT_KEYS = ("R_new", "delta_new", "scale_new", "t_new", "x_d_raw", "motion_multiplier", "x_d_0_new",
@@ -97,12 +96,7 @@ def _render_arrays(prefix: str, out: dict) -> dict:
 
 def build_animator(fixture: dict):
     """Our port with the fixture's fill weights, on the CPU."""
-    from talking_head.models.liveportrait import create
-
-    model = create(get_card("liveportrait.human"), None, torch.device("cpu"))
-    for module in model.nets.children():
-        fill_module(module, fixture["meta"]["seed"])  # each network (and each MLP) filled on its own keys
-    return model
+    return filled_networks_animator("liveportrait", "liveportrait.human", fixture["meta"]["seed"])  # each MLP too
 
 
 def run(fixture: dict) -> dict:
