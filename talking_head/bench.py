@@ -173,6 +173,7 @@ class TorchRow:
     fps: float | None
     gflop_per_frame: float | None = None
     note: str = ""
+    compile: str = "none"  # torch.compile mode of the networks ("none": eager)
 
     @property
     def gflops(self) -> float | None:
@@ -191,7 +192,7 @@ def flops_per_frame(engine, frames: list[np.ndarray]) -> float:
 
 
 def bench_torch_model(name: str, device: str, precisions: list[str], n_frames: int, batch_size: int,
-                      repeats: int = 2) -> list[TorchRow]:
+                      repeats: int = 2, compile_modes: tuple[str, ...] = ("none",)) -> list[TorchRow]:
     """Frames/s of one card through the engine (source prepared once, batches) per precision, random weights.
 
     ``precisions`` may hold "auto": the path the engine picks by itself (reported under the name it
@@ -205,29 +206,37 @@ def bench_torch_model(name: str, device: str, precisions: list[str], n_frames: i
 
     card = get_card(name)
     size = card.resolution or 256
-    model = load_model(name, device=device, pretrained=False)
     source = face_image(size)
     frames = driving_frames(size, n_frames)
-    fast = precisionlib.resolve("auto", model)
-    wanted = list(dict.fromkeys(fast if p == "auto" else p for p in precisions))
     rows = []
-    for precision in wanted:
-        try:
-            engine = Engine(model, AnimateSettings(auto_crop=False, batch_size=batch_size, precision=precision))
-            engine.set_source(source)
+    for mode in compile_modes:
+        model = load_model(name, device=device, pretrained=False)  # a fresh one per mode: compiling wraps it
+        fast = precisionlib.resolve("auto", model)
+        wanted = list(dict.fromkeys(fast if p == "auto" else p for p in precisions))
+        for precision in wanted:
+            try:
+                engine = Engine(model, AnimateSettings(auto_crop=False, batch_size=batch_size, precision=precision,
+                                                       compile=mode))
+                start = time.perf_counter()
+                engine.set_source(source)
 
-            def engine_pass():
-                for _ in engine.animate(frames):
-                    pass
+                def engine_pass():
+                    for _ in engine.animate(frames):
+                        pass
 
-            seconds = _best_time(engine_pass, repeats)
-            gflop = flops_per_frame(engine, frames[:batch_size]) if device == "cpu" or precision == "fp32" else None
-            rows.append(TorchRow(name, str(model.device), precision, precision == fast, size, batch_size,
-                                 n_frames / seconds, gflop))
-        except (RuntimeError, TypeError) as err:  # e.g. an op without fp16 support
-            rows.append(TorchRow(name, str(model.device), precision, precision == fast, size, batch_size, None,
-                                 note=f"unsupported: {str(err).splitlines()[0][:60]}"))
-    model.close()
+                engine_pass()  # warm-up, and compilation
+                first_s = time.perf_counter() - start
+                seconds = _best_time(engine_pass, repeats)
+                gflop = (flops_per_frame(engine, frames[:batch_size])
+                         if mode == "none" and (device == "cpu" or precision == "fp32") else None)
+                note = "" if mode == "none" else f"first pass (compiling) {first_s:.0f} s"
+                rows.append(TorchRow(name, str(model.device), precision, precision == fast and mode == "none", size,
+                                     batch_size, n_frames / seconds, gflop, note, mode))
+            except (RuntimeError, TypeError) as err:  # e.g. an op without fp16 support, no C++ compiler
+                rows.append(TorchRow(name, str(model.device), precision, precision == fast and mode == "none", size,
+                                     batch_size, None, note=f"unsupported: {str(err).splitlines()[0][:60]}",
+                                     compile=mode))
+        model.close()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return rows
@@ -338,7 +347,7 @@ def print_stage_table(names: list[str], device: str, args) -> None:
     for name in names:
         for precision in precisions:
             timed = []
-            for mode in args.compile:
+            for mode in args.compile or ["none", "default"]:
                 try:
                     ms = bench_stages(name, device, precision, mode, args.frames, args.batch_size, args.repeats)
                     timed.append((mode, ms, sum(ms.values())))
@@ -489,7 +498,8 @@ def print_model_table(names: list[str], device: str, args) -> None:
         from talking_head.registry import get_card
 
         card = get_card(name)
-        result = bench_torch_model(name, device, args.precisions, args.frames, args.batch_size, args.repeats)
+        result = bench_torch_model(name, device, args.precisions, args.frames, args.batch_size, args.repeats,
+                                   tuple(args.compile or ["none"]))
         fp32 = next((r.fps for r in result if r.precision == "fp32"), None)
         published, failed = None, ""
         if args.reference:
@@ -498,13 +508,17 @@ def print_model_table(names: list[str], device: str, args) -> None:
                                           driving_frames(card.resolution or 256, args.frames), args.repeats)
             except (ImportError, AttributeError, RuntimeError, TypeError, KeyError) as err:  # their code, our packages
                 failed = f"published loop failed: {str(err).splitlines()[0][:70]}"
+        gflop = next((r.gflop_per_frame for r in result if r.gflop_per_frame), None)
         for r in result:
             peak = ""
+            if r.gflop_per_frame is None and r.fps and gflop:  # compiled: the same work per frame
+                r.gflop_per_frame = gflop
             if r.gflops and device == "cpu":
                 peak_gflops, _ = cpu_peak_gflops(r.precision, torch.get_num_threads())
                 peak = f"{100.0 * r.gflops / peak_gflops:.0f}%"
             exact = exactness_of(card.family, r.precision) if args.exactness else None
-            rows.append((r.model, r.device, r.precision + (" *" if r.fast else ""), f"{r.resolution}", f"{r.batch}",
+            path = r.precision + ("" if r.compile == "none" else f" compiled ({r.compile})") + (" *" if r.fast else "")
+            rows.append((r.model, r.device, path, f"{r.resolution}", f"{r.batch}",
                          _fps(r.fps), f"{r.fps / fp32:.2f}x" if (r.fps and fp32) else "-",
                          "-" if r.gflop_per_frame is None else f"{r.gflop_per_frame:.1f}",
                          "-" if r.gflops is None else f"{r.gflops:.0f}", peak or "-",
@@ -538,8 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", metavar="DIR", type=Path,
                         help="folder with checkouts of the published repositories (first-order-model, "
                              "articulated-animation, Thin-Plate-Spline-Motion-Model): also time their demo loops")
-    parser.add_argument("--compile", nargs="*", default=["none", "default"],
-                        help="torch.compile modes timed in the stage table (none = eager; also e.g. reduce-overhead, max-autotune-no-cudagraphs)")
+    parser.add_argument("--compile", nargs="*",
+                        help="torch.compile modes to time (none = eager; e.g. default, reduce-overhead, "
+                             "max-autotune-no-cudagraphs): model table rows per mode (default: eager only) and the "
+                             "stage table (default: none and default)")
     parser.add_argument("--stages", action="store_true", help="also print the stage table on the CPU (always on CUDA)")
     parser.add_argument("--exactness", action="store_true",
                         help="also measure each fast path's difference to fp32 on the parity fixtures "
@@ -577,6 +593,15 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(("size", "landmarks ms", "warp ms", "crop ms", "encode ms", "fps", "fps all"), rows))
 
     names = default_models() if args.models is None else args.models
+    from talking_head.errors import UnknownModelError
+    from talking_head.registry import get_card
+
+    try:
+        for name in names:  # before any timing: a typo should not cost the minutes of the rows before it
+            get_card(name)
+    except UnknownModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if names:
         for device in devices:
             print_model_table(names, device, args)

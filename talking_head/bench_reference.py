@@ -47,7 +47,8 @@ def checkout_for(root: Path, family: str) -> Path | None:
     return None
 
 
-# imported at the top of the demos / their dataset modules, never called by the animation loops
+# imported at the top of the demos / their dataset modules, never called by the animation loops (except
+# torchvision.models.resnet18 in TPSMM, which gets the port's own ResNet18: same layers, same keys)
 UNUSED_IMPORTS = ("ffmpeg", "sklearn", "sklearn.model_selection", "torchvision", "face_alignment", "torch_batch_svd")
 
 
@@ -64,6 +65,15 @@ class _StandIn(types.ModuleType):
         return unavailable
 
 
+def _resnet18(pretrained: bool = False, **kwargs):
+    """``torchvision.models.resnet18`` where torchvision is absent: the port's ResNet18, same layers and keys."""
+    from talking_head.models.resnet import ResNet18
+
+    if pretrained:
+        raise RuntimeError("the bench's resnet18 stand-in has no ImageNet weights (the loop never asks for them)")
+    return ResNet18(3, kwargs.get("num_classes", 1000))
+
+
 @contextlib.contextmanager
 def imported_from(folder: Path):
     """Import a checkout's top-level modules (demo, modules.*) and forget them afterwards.
@@ -77,6 +87,8 @@ def imported_from(folder: Path):
     stand_ins = {}
     for name in missing:
         stand_ins[name] = sys.modules[name] = _StandIn(name)
+    if "torchvision" in stand_ins:  # TPSMM builds its keypoint detector from torchvision's resnet18
+        stand_ins["torchvision"].models = types.SimpleNamespace(resnet18=_resnet18)
     import skimage.draw
 
     old_api = not hasattr(skimage.draw, "circle")  # the loggers import skimage.draw.circle (removed in skimage 0.19)

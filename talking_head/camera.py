@@ -23,6 +23,8 @@ import math
 import numpy as np
 import torch
 
+from talking_head.precision import float32_math
+
 LIVEPORTRAIT_ANGLE_OFFSET = 97.5
 FACE_VID2VID_ANGLE_OFFSET = 99.0
 FACE_VID2VID_PI = 3.14  # demo.get_rotation_matrix: deg / 180 * 3.14
@@ -55,11 +57,13 @@ def euler_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) -> 
     return rot_z @ rot_y @ rot_x
 
 
+@float32_math
 def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
     """Degrees -> the matrix LivePortrait multiplies row-vector keypoints by: ``(Rz Ry Rx)^T`` (B, 3, 3)."""
     return euler_matrix(pitch, yaw, roll).permute(0, 2, 1)
 
 
+@float32_math
 def transform_keypoints(kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Tensor, scale: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Canonical keypoints (B, K, 3) -> posed keypoints ``scale * (kp @ R + exp) + [tx, ty, 0]``.
 
@@ -69,6 +73,7 @@ def transform_keypoints(kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Ten
     return torch.cat([out[..., :2] + t[:, None, :2], out[..., 2:]], dim=-1)
 
 
+@float32_math
 def face_vid2vid_rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
     """face-vid2vid's ``get_rotation_matrix``: degrees -> ``Rx(pitch) @ Ry(yaw) @ Rz(roll)`` (B, 3, 3), with pi = 3.14.
 
@@ -79,6 +84,7 @@ def face_vid2vid_rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Te
     return rot_x @ rot_y @ rot_z
 
 
+@float32_math
 def face_vid2vid_keypoints(kp: torch.Tensor, rotation: torch.Tensor, t: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
     """face-vid2vid's ``keypoint_transformation``: ``R kp + t + exp`` for canonical kp (B, K, 3).
 

@@ -47,6 +47,7 @@ class AnimateSettings:
     batch_size: int = 8
     track_every: int = 1  # run face detection on every N-th driving frame (the box is held between; live: 3)
     precision: str = "auto"  # "auto": the fastest path exact enough (talking_head.precision), "fp32", "bf16", "fp16"
+    compile: str | None = None  # a torch.compile mode ("default"): faster frames after a one-time compile (long clips, live)
 
     @property
     def whole_source(self) -> bool:
@@ -148,6 +149,7 @@ class Engine:
         self.model = model
         self.settings = settings or AnimateSettings()
         self.precision = precisionlib.apply(model, self.settings.precision)  # what "auto" picked
+        precisionlib.compile_networks(model, self.settings.compile)
         self.source_image: np.ndarray | None = None
         self.source_box: facelib.CropBox | None = None
         self.source_crop: np.ndarray | None = None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from talking_head.precision import float32_math
+
 
 def hull_area(points: np.ndarray) -> float:
     """Area of the convex hull of 2-D points (N, 2), in float64, as the published demos compute it.
@@ -41,6 +43,7 @@ def relative_points(driving, reference, source, scale: float = 1.0):
     return (driving - reference) * scale + source
 
 
+@float32_math
 def relative_transforms(driving, reference, source):
     """Source 2x2 transforms changed as the driving ones changed since the reference.
 

@@ -129,6 +129,30 @@ def _keep_float32(module) -> None:
     module._precision_float32 = True
 
 
+def float32_math(fn):
+    """Decorator: ``fn`` computes in float32 even inside the fast path's autocast region.
+
+    For geometry (coordinate grids, keypoint and camera transforms, spline fits): bf16 keeps 8
+    bits of mantissa, a 64-point grid step near 1 is about two of its units, so coordinates
+    rounded to it misplace every warp. Floating tensor arguments (also inside dicts, lists and
+    tuples) are cast up; outside autocast this changes nothing.
+    """
+    import torch
+
+    @functools.wraps(fn)
+    def float32_fn(*args, **kwargs):
+        args, kwargs = _float32_args(args), _float32_args(kwargs)
+        active = [kind for kind in ("cpu", "cuda") if torch.is_autocast_enabled(kind)]
+        if not active:
+            return fn(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            for kind in active:
+                stack.enter_context(torch.autocast(kind, enabled=False))
+            return fn(*args, **kwargs)
+
+    return float32_fn
+
+
 def module_device_type(module) -> str:
     for p in module.parameters():
         return p.device.type
@@ -139,7 +163,7 @@ def _find(model, name: str):
     """A network by dotted attribute path from the animator (``"generator.dense_motion_network"``)."""
     obj = model
     for part in name.split("."):
-        obj = getattr(obj, part)
+        obj = getattr(obj, part, None) if obj is not None else None
     return obj
 
 
@@ -155,7 +179,9 @@ def apply(model, precision: str) -> str:
         for net in networks(model).values():
             channels_last(net)
         for name in getattr(model, "FP32_NETWORKS", ()):
-            _keep_float32(_find(model, name))
+            network = _find(model, name)
+            if network is not None:  # an optional network this checkpoint does not have
+                _keep_float32(network)
         model._precision_prepared = True
     model.precision = precision
     return precision
@@ -179,8 +205,9 @@ def compile_networks(model, mode: str | None) -> None:
     """
     import torch.nn as nn
 
-    if not mode or mode == "none":
+    if not mode or mode == "none" or getattr(model, "_compiled_mode", None) == mode:
         return
+    model._compiled_mode = mode
     for net in networks(model).values():
         parts = [net]
         for child in net.children():

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talking_head.precision import float32_math
+
 
 def batch_norm(channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, affine=True)
@@ -51,12 +53,14 @@ def spatial_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits.view(b, k, -1) / temperature, dim=2).view(b, k, h, w)
 
 
+@float32_math
 def heatmap_to_keypoints(heatmap: torch.Tensor) -> torch.Tensor:
     """Softmax heatmaps (B, K, H, W) -> expected (x, y) positions (B, K, 2) on the heatmap's own grid."""
     grid = make_coordinate_grid(heatmap.shape[2], heatmap.shape[3], heatmap.dtype, heatmap.device)
     return (heatmap.unsqueeze(-1) * grid[None, None]).sum(dim=(2, 3))
 
 
+@float32_math
 def heatmap_moments(heatmap: torch.Tensor, eps: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Heatmaps (B, K, H, W) + ``eps`` as weights -> mean (B, K, 2) and covariance (B, K, 2, 2) of (x, y)."""
     weights = heatmap.unsqueeze(-1) + eps
@@ -67,6 +71,7 @@ def heatmap_moments(heatmap: torch.Tensor, eps: float = 0.0) -> tuple[torch.Tens
     return mean, covar
 
 
+@float32_math
 def keypoints_to_gaussian(kp: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
     """Keypoints (B, K, 2) -> unnormalised Gaussians (B, K, H, W): exp(-0.5 |z - kp|^2 / variance)."""
     grid = make_coordinate_grid(height, width, kp.dtype, kp.device)
@@ -74,6 +79,7 @@ def keypoints_to_gaussian(kp: torch.Tensor, height: int, width: int, variance: f
     return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
 
 
+@float32_math
 def covariance_gaussians(mean: torch.Tensor, covar: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Means (B, K, 2), covariances (B, K, 2, 2) -> exp(-0.5 (z - mean)^T covar^-1 (z - mean)), (B, K, H, W)."""
     grid = make_coordinate_grid(height, width, mean.dtype, mean.device)
@@ -83,6 +89,7 @@ def covariance_gaussians(mean: torch.Tensor, covar: torch.Tensor, height: int, w
     return torch.exp(-0.5 * quad[..., 0, 0])
 
 
+@float32_math
 def local_affine_motions(driving: torch.Tensor, source: torch.Tensor, transforms: torch.Tensor | None,
                          height: int, width: int) -> torch.Tensor:
     """Where each point z of an (h, w) grid samples the source, per keypoint, identity (background) first.
@@ -99,6 +106,7 @@ def local_affine_motions(driving: torch.Tensor, source: torch.Tensor, transforms
     return torch.cat([identity.expand(b, 1, height, width, 2), moved], dim=1)
 
 
+@float32_math
 def combine_motions(motions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Per-part sampling grids (B, N, h, w, 2) weighted by soft masks (B, N, h, w) -> one grid (B, h, w, 2)."""
     return (motions * weights.unsqueeze(-1)).sum(dim=1)

@@ -92,9 +92,11 @@ class DrivingState:
 
 
 class MRAAAnimator(Animator):
-    # bf16 measured 1.38 grey levels mean (max 68) from fp32 on the parity fixture with every network in bf16;
-    # 0.38 (max 17) with the region predictor (whose SVD-based regions steer the warp) kept in float32
-    FP32_NETWORKS = ("region_predictor",)
+    # bf16 vs fp32 on the parity fixture (grey levels, mean / max): every network in bf16 1.38 / 68; the
+    # region predictor (whose SVD-based regions steer the warp) and the flow predictor's mask and occlusion
+    # heads (logits of a softmax / sigmoid) in float32: 0.45 / 16 (geometry is float32 throughout)
+    FP32_NETWORKS = ("region_predictor", "generator.pixelwise_flow_predictor.mask",
+                     "generator.pixelwise_flow_predictor.occlusion")
     """MRAA on ``device``: region predictor + dense-motion generator (+ AVD network when loaded)."""
 
     def __init__(self, card: ModelCard, device, networks: dict, has_avd: bool):

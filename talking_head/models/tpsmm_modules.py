@@ -32,6 +32,7 @@ from talking_head.models.blocks import (
     warp_parts,
 )
 from talking_head.models.resnet import ResNet18
+from talking_head.precision import float32_math
 
 POINTS_PER_TPS = 5
 
@@ -42,6 +43,7 @@ def _tps_kernel(squared_distance: torch.Tensor) -> torch.Tensor:
     return squared_distance * torch.log(squared_distance + 1e-9)
 
 
+@float32_math
 def fit_tps(control: torch.Tensor, target: torch.Tensor, regulariser: float = 0.01):
     """Thin-plate splines mapping ``control`` points onto ``target`` points, one per group.
 
@@ -60,6 +62,7 @@ def fit_tps(control: torch.Tensor, target: torch.Tensor, regulariser: float = 0.
     return params[:, :, n:, :].transpose(2, 3), params[:, :, :n, :]
 
 
+@float32_math
 def warp_tps(points: torch.Tensor, control: torch.Tensor, affine: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Apply fitted splines to points (P, 2): returns (B, G, P, 2)."""
     linear = (affine[:, :, None, :, :2] @ points[None, None, :, :, None]).squeeze(-1) + affine[:, :, None, :, 2]
@@ -149,6 +152,7 @@ class DenseMotionNetwork(nn.Module):
     def gaussians(self, kp: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return keypoints_to_gaussian(kp, height, width, self.kp_variance)
 
+    @float32_math
     def transformations(self, kp_driving, kp_source, height, width, bg_param=None) -> torch.Tensor:
         """(B, num_tps + 1, H, W, 2) source coordinates: background (identity or affine), then each TPS."""
         b = kp_driving.shape[0]
