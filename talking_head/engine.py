@@ -194,10 +194,10 @@ class Engine:
             ratios = None if self.source_landmarks is None else estimator.source(crop, landmarks=self.source_landmarks)
             if estimator.warning:
                 warnings.append(estimator.warning)
-            with self._precision():
+            with self.precision_context():
                 self._source_state = self.model.prepare_source(crop, ratios=ratios)
         else:
-            with self._precision():
+            with self.precision_context():
                 self._source_state = self.model.prepare_source(crop)
         self.source_image, self.source_box, self.source_crop = image, box, crop
         self._reference_state = None
@@ -209,10 +209,10 @@ class Engine:
         self._require_source()
         return self._source_state
 
-    def _precision(self):
-        """The model's calls run under this engine's precision (the model may be shared by engines)."""
-        self.model.precision = self.precision
-        return precisionlib.context(self.model)
+    def precision_context(self):
+        """The model's calls run under this engine's precision (the model may be shared by engines); also for
+        model-specific calls on ``source_state``, whose tensors were made under it."""
+        return precisionlib.context(self.model, self.precision)
 
     def _require_source(self):
         if self._source_state is None:
@@ -246,7 +246,7 @@ class Engine:
         tracker, self._tracker = self._tracker, None
         crop = self.driving_crop(frame)
         self._tracker = tracker
-        with self._precision():
+        with self.precision_context():
             self._reference_state = self.model.prepare_driving(crop)
 
     def find_best_frame(self, frames: Iterable[np.ndarray], progress: Callable[[int], None] | None = None) -> int:
@@ -324,7 +324,7 @@ class Engine:
     def _animate_batch(self, crops: list[np.ndarray], start: int) -> list[AnimatedFrame]:
         batch = np.stack(crops)
         options = self._options_for(crops)
-        with self._precision():
+        with self.precision_context():
             results = self.model.animate(self._source_state, batch, self._reference_state, options)
         return [self._finish(r, c, start + i) for i, (r, c) in enumerate(zip(results, crops))]
 
@@ -349,7 +349,7 @@ class Engine:
         for frame in frames:
             crop = self.driving_crop(frame)
             if self._reference_state is None:
-                with self._precision():
+                with self.precision_context():
                     self._reference_state = self.model.prepare_driving(crop)
             pending.append(crop)
             if len(pending) >= max(1, self.settings.batch_size):
@@ -400,7 +400,7 @@ class Engine:
         self._require_source()
         crop = self.driving_crop(frame)
         if self._reference_state is None:
-            with self._precision():
+            with self.precision_context():
                 self._reference_state = self.model.prepare_driving(crop)
         return self._animate_batch([crop], 0)[0]
 

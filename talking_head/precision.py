@@ -70,6 +70,15 @@ def _device_type(model) -> str:
     return torch.device(getattr(model, "device", "cpu")).type
 
 
+def _animator(model):
+    """The animator itself, also behind a wrapper that shares it (the studio's ``SharedModel``: ``inner``).
+
+    The family's declarations (``FAST_PATH_DEFAULT``, ``FP32_NETWORKS``) and its torch networks live
+    on the animator, not on the wrapper.
+    """
+    return getattr(model, "inner", model)
+
+
 def resolve(requested: str | None, model) -> str:
     """``auto`` (or None) -> the fastest precision that is exact enough for ``model`` on its device.
 
@@ -79,6 +88,7 @@ def resolve(requested: str | None, model) -> str:
     """
     from talking_head.errors import BadInputError
 
+    model = _animator(model)
     requested = requested or "auto"
     if requested not in PRECISIONS:
         raise BadInputError(f"There is no precision '{requested}'.", "Use one of: " + ", ".join(PRECISIONS))
@@ -98,14 +108,14 @@ def networks(model) -> dict:
     """``{attribute name: nn.Module}``: the torch networks an animator holds as attributes."""
     import torch.nn as nn
 
-    return {k: v for k, v in vars(model).items() if isinstance(v, nn.Module)}
+    return {k: v for k, v in vars(_animator(model)).items() if isinstance(v, nn.Module)}
 
 
 def _float32_args(value):
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() else value
+        return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
     if isinstance(value, dict):
         return {k: _float32_args(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -134,8 +144,9 @@ def float32_math(fn):
 
     For geometry (coordinate grids, keypoint and camera transforms, spline fits): bf16 keeps 8
     bits of mantissa, a 64-point grid step near 1 is about two of its units, so coordinates
-    rounded to it misplace every warp. Floating tensor arguments (also inside dicts, lists and
-    tuples) are cast up; outside autocast this changes nothing.
+    rounded to it misplace every warp. Half-precision tensor arguments (also inside dicts, lists
+    and tuples) are cast up to float32; float32 and float64 pass unchanged, so outside autocast
+    this changes nothing.
     """
     import torch
 
@@ -174,6 +185,7 @@ def apply(model, precision: str) -> str:
     cuDNN), ``FP32_NETWORKS`` pinned to float32. Idempotent; ``fp32`` leaves the weights' values
     untouched, so switching back gives the reference path.
     """
+    model = _animator(model)
     precision = resolve(precision, model)
     if precision != "fp32" and not getattr(model, "_precision_prepared", False):
         for net in networks(model).values():
@@ -205,6 +217,7 @@ def compile_networks(model, mode: str | None) -> None:
     """
     import torch.nn as nn
 
+    model = _animator(model)
     if not mode or mode == "none" or getattr(model, "_compiled_mode", None) == mode:
         return
     model._compiled_mode = mode
@@ -222,11 +235,11 @@ def dtype_of(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-def context(model):
-    """Autocast to the model's precision (set by ``apply``; float32 when never applied)."""
+def context(model, precision: str | None = None):
+    """Autocast to ``precision`` (None: the model's, set by ``apply``; float32 when never applied)."""
     import torch
 
-    dtype = dtype_of(getattr(model, "precision", "fp32"))
+    dtype = dtype_of(precision or getattr(_animator(model), "precision", "fp32"))
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(_device_type(model), dtype=dtype)

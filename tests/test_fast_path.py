@@ -120,6 +120,26 @@ def test_forced_fp32_is_the_reference_path():
     np.testing.assert_array_equal(through_engine, direct)
 
 
+def test_the_studios_shared_model_takes_the_familys_own_decision(monkeypatch):
+    """Behind the studio's SharedModel, 'auto' reads the family (LivePortrait: float32) and pins its FP32_NETWORKS."""
+    from talking_head.engine import AnimateSettings, Engine
+    from talking_head.studio.common import SharedModel
+
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("amx_bf16",))
+    for stem, expected in (("liveportrait", "fp32"), ("tpsmm", "bf16")):
+        path = next(p for p in FIXTURES if _family(p) == stem)
+        fixture = load_fixture(path)
+        inner = runner_for(fixture).build_animator(fixture)
+        shared = SharedModel(inner)
+        assert Engine(shared, AnimateSettings(auto_crop=False)).precision == expected, stem
+        assert Engine(shared, AnimateSettings(auto_crop=False, precision="fp32")).precision == "fp32"
+        for name in inner.FP32_NETWORKS:
+            network = precision._find(inner, name)
+            assert network is None or network._precision_float32, (stem, name)
+        if expected == "bf16":
+            assert inner.FP32_NETWORKS and inner._precision_prepared
+
+
 def test_unknown_precision_is_a_clear_error():
     from talking_head.errors import BadInputError
 

@@ -301,7 +301,7 @@ class Studio:
                 kwargs[ratio] = None  # retarget eyes/lips only when asked
         if "options" in params:
             kwargs["options"] = transfer_options(card, "relative", True, extra)
-        with model.lock:
+        with model.lock, engine.precision_context():
             result = fn(state, **kwargs)
         frame = getattr(result, "frame", result)
         return np.asarray(frame)
