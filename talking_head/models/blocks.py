@@ -21,8 +21,28 @@ def batch_norm(channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, affine=True)
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (same parameters and state_dict keys) computed as a group norm of one channel per group.
+
+    The same statistics (per sample and channel, biased variance), but about 4x faster on a CPU, and a
+    channels-last input stays channels-last: ``instance_norm`` returns a contiguous copy that the next
+    convolution converts back (bf16, 2 cores: 121 -> 31 ms at 8 x 64 x 256 x 256).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__(channels, eps=eps, affine=affine, track_running_stats=False)
+
+    def forward(self, x):
+        return instance_normalize(x, self.weight, self.bias, self.eps)
+
+
+def instance_normalize(x: torch.Tensor, weight=None, bias=None, eps: float = 1e-5) -> torch.Tensor:
+    """Instance normalisation of (B, C, ...) ``x`` (``F.instance_norm`` without running stats), as a group norm."""
+    return F.group_norm(x, x.shape[1], weight, bias, eps)
+
+
 def instance_norm(channels: int) -> nn.Module:
-    return nn.InstanceNorm2d(channels, affine=True)
+    return InstanceNorm2d(channels, affine=True)
 
 
 # ---------------------------------------------------------------- grids and keypoints

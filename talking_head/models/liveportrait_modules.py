@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talking_head.models.blocks import DownBlock2d, SameBlock2d, coordinate_grid_3d  # noqa: F401 (re-exported)
+from talking_head.models.blocks import DownBlock2d, SameBlock2d, coordinate_grid_3d, instance_normalize  # noqa: F401 (re-exported)
 
 
 # ---------------------------------------------------------------- shared 3-D pieces
@@ -373,7 +373,7 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
 
     def forward(self, x, segmap):
-        normalized = F.instance_norm(x, eps=1e-5)
+        normalized = instance_normalize(x, eps=1e-5)
         actv = self.mlp_shared(F.interpolate(segmap, size=x.shape[2:], mode="nearest"))
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
