@@ -226,13 +226,17 @@ class LandmarkFilter:
 
     Works in units of the frame size, per point, assuming 25 frames per second. ``smoothing`` in
     [0, 1] sets the cutoff at rest (0: off, 0.5: 1 Hz, 1: 0.25 Hz); fast motion raises it; a
-    jump (scene cut, another face) restarts it.
+    jump (scene cut, another face) restarts it. Eyes and lips (and the skin right around them)
+    get ``FAST_REGION`` times the cutoff at rest: a blink lasts 3-5 frames and a smile's corners
+    move within a few more, where the head and the face outline can be steadied harder.
     """
 
     BETA = 40.0  # cutoff increase per (frame sizes per second) of speed (at 12 it lagged behind blinks and head motion)
     SPEED_CUTOFF = 2.0  # Hz, for the speed estimate
     FRAME_TIME = 1.0 / 25.0
     JUMP = 0.08  # mean move (frame sizes) from one frame to the next that restarts the filter
+    FAST_REGION = 4.0  # cutoff factor on the eyes and lips
+    REGION_REACH = 0.35  # of the eye-to-eye distance: how far around eyes and lips the factor fades out
 
     def __init__(self):
         self.reset()
@@ -240,26 +244,44 @@ class LandmarkFilter:
     def reset(self) -> None:
         self._value: np.ndarray | None = None
         self._speed: np.ndarray | None = None
+        self._boost: np.ndarray | None = None
 
     @classmethod
     def _alpha(cls, cutoff):
         tau = 1.0 / (2.0 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / cls.FRAME_TIME)
 
+    def _start(self, x: np.ndarray) -> None:
+        self._value, self._speed = x, np.zeros(len(x))
+        self._boost = 1.0 + (self.FAST_REGION - 1.0) * expression_regions(x, self.REGION_REACH)
+
     def __call__(self, points: np.ndarray, size: float, smoothing: float) -> np.ndarray:
         x = points.astype(np.float64) / float(size)
         if smoothing <= 0.0 or self._value is None or self._value.shape != x.shape:
-            self._value, self._speed = x, np.zeros(len(x))
+            self._start(x)
             return points
         step = np.linalg.norm(x[:, :2] - self._value[:, :2], axis=1)
         if step.mean() > self.JUMP:  # a cut or another face: start afresh
-            self._value, self._speed = x, np.zeros(len(x))
+            self._start(x)
             return points
         speed = step / self.FRAME_TIME
         self._speed += self._alpha(self.SPEED_CUTOFF) * (speed - self._speed)
-        cutoff = 2.0 ** (2.0 - 4.0 * min(float(smoothing), 1.0)) + self.BETA * self._speed
+        cutoff = 2.0 ** (2.0 - 4.0 * min(float(smoothing), 1.0)) * self._boost + self.BETA * self._speed
         self._value = self._value + self._alpha(cutoff)[:, None] * (x - self._value)
         return (self._value * float(size)).astype(np.float32)
+
+
+def expression_regions(points: np.ndarray, reach: float) -> np.ndarray:
+    """Per landmark, 1 on the eyes (lids, irises) and lips, fading to 0 at ``reach`` eye-to-eye
+    distances from them (linearly); points without a face mesh layout get 0."""
+    if len(points) != lw.N_LANDMARKS:
+        return np.zeros(len(points))
+    p = points[:, :2]
+    eyes = lw.topology()["eyes"]
+    span = max(float(np.linalg.norm(p[list(eyes[0])].mean(axis=0) - p[list(eyes[1])].mean(axis=0))), 1e-9)
+    core = p[lw.expression_points()]
+    dist = np.sqrt(((p[:, None, :] - core[None]) ** 2).sum(axis=2)).min(axis=1)
+    return np.clip(1.0 - dist / (reach * span), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- motion transfer

@@ -71,7 +71,14 @@ def topology() -> dict:
     faces = [t for t in sorted(tris) if not all(count[e] > 2 for e in ((t[0], t[1]), (t[0], t[2]), (t[1], t[2])))]
     oval = _loop(fmc.FACEMESH_FACE_OVAL, 10)
     eyes = (_loop(fmc.FACEMESH_RIGHT_EYE, 33), _loop(fmc.FACEMESH_LEFT_EYE, 362))
-    return {"face": np.array(faces, dtype=np.int32), "oval": np.array(oval), "eyes": eyes}
+    lips = sorted({i for e in fmc.FACEMESH_LIPS for i in e})
+    return {"face": np.array(faces, dtype=np.int32), "oval": np.array(oval), "eyes": eyes, "lips": np.array(lips)}
+
+
+def expression_points() -> np.ndarray:
+    """Landmarks of the eyes (lids and irises) and the lips: what expressions move fastest."""
+    topo = topology()
+    return np.concatenate([*map(np.asarray, topo["eyes"]), np.arange(468, N_LANDMARKS), topo["lips"]])
 
 
 def _mouth_strip() -> list[tuple[int, int, int]]:
