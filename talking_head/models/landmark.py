@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from talking_head.cards import ModelCard
@@ -43,6 +44,10 @@ LID_COVER_FROM = 0.4  # share of the eye closed at which lid skin starts to cove
 # open eye's lid gap (measured on the blinks of talk_480 and talk_hdtf: 0.24-0.34). Driving gaps
 # at or below it close the target's eye; above it the gap is rescaled to reach the open eye at 1.
 EYE_SHUT_AT = 0.3
+MOUTH_CORNERS = (61, 291)
+# The outer lip line, from corner to corner along the lower lip and back along the upper.
+OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+CORNER_SKIN_REACH = 0.5  # of the mouth width
 
 
 @dataclass
@@ -321,6 +326,7 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         delta = (lw.apply(drv_to_ref, d2) - r2) @ (ratio * turn).T
         if not extra.get("follow_gaze", True):
             delta = _irises_follow_eyes(delta)
+        delta = corner_skin_follows(delta, s2)
         moved = s2 + expression * delta
         head = _head_motion(drv_to_ref, r2[rigid].mean(axis=0), s2[rigid].mean(axis=0), ratio,
                             float(extra.get("head_motion", 1.0)))
@@ -333,6 +339,7 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         delta = lw.apply(drv_to_src, d2) - s2
         if not extra.get("follow_gaze", True):
             delta = _irises_follow_eyes(delta)
+        delta = corner_skin_follows(delta, s2)
         target = s2 + expression * delta
         close_eyelids(target, s2, d2, s2, expression)
         depth = _scale_of(drv_to_src) * driving[:, 2]
@@ -367,6 +374,32 @@ def close_eyelids(target: np.ndarray, source: np.ndarray, driving: np.ndarray, r
         up, lo = list(upper), list(lower)
         move = (1.0 - want / have) * (target[lo] - target[up])
         target[up] += move
+
+
+def corner_skin_follows(delta: np.ndarray, source: np.ndarray, reach: float = CORNER_SKIN_REACH) -> np.ndarray:
+    """Expression displacements with the skin beside each mouth corner moved along with the corner.
+
+    The face mesh moves its cheek points around a mouth corner less than the corner itself, so on a
+    smile or a pout the skin triangles at the corner are squashed (or folded under the lips) and the
+    mouth reads narrower than its landmarks. Skin points (outside the outer lips) within ``reach``
+    mouth widths of a corner take on that corner's displacement, fully at the corner, fading
+    linearly to their own at ``reach``.
+    """
+    lips = source[list(OUTER_LIPS)]
+    width = float(np.linalg.norm(source[MOUTH_CORNERS[0]] - source[MOUTH_CORNERS[1]]))
+    if width < 1e-6:
+        return delta
+    out = delta.copy()
+    poly = lips.astype(np.float32).reshape(-1, 1, 2)
+    face = source[: lw.N_FACE_MESH]
+    for corner in MOUTH_CORNERS:
+        dist = np.linalg.norm(face - source[corner], axis=1) / (reach * width)
+        for i in np.nonzero(dist < 1.0)[0]:
+            if i == corner or cv2.pointPolygonTest(poly, (float(face[i, 0]), float(face[i, 1])), False) >= 0:
+                continue
+            w = 1.0 - dist[i]
+            out[i] += w * (delta[corner] - delta[i])
+    return out
 
 
 def _irises_follow_eyes(delta: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 N_LANDMARKS = 478
+N_FACE_MESH = 468  # the face mesh proper, without the 10 iris points
 IRIS_CENTERS = (468, 473)  # picture-left eye (with 33/133), picture-right eye (with 362/263)
 EYE_CORNERS = ((33, 133), (362, 263))
 INNER_LIP_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
