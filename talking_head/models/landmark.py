@@ -47,7 +47,8 @@ EYE_SHUT_AT = 0.3
 MOUTH_CORNERS = (61, 291)
 # The outer lip line, from corner to corner along the lower lip and back along the upper.
 OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
-CORNER_SKIN_REACH = 0.5  # of the mouth width
+CORNER_SKIN_REACH = 0.5
+RING_FOLLOWS_OUTLINE = 1.0  # share of the face outline's non-rigid motion that the head ring takes on  # of the mouth width
 
 
 @dataclass
@@ -190,6 +191,12 @@ class LandmarkAnimator(Animator):
         points[: len(target)] = target
         head = lw.fit_similarity(src.landmarks[lw.RIGID_POINTS], target[lw.RIGID_POINTS])
         points[mesh.ring] = lw.apply(head, mesh.points[mesh.ring])
+        if mode == "relative" and driving is not None:
+            # the ring follows the face outline's own motion (jaw, cheeks), not only the skull's: the
+            # band between them then moves as the real head does instead of stretching over it
+            oval = lw.topology()["oval"]
+            follow = mesh.ring_follow[:, None]
+            points[mesh.ring] += follow * (target[oval] - lw.apply(head, src.landmarks[oval]))
 
         table, area = lw.affine_table(points, mesh.points, mesh.triangles)
         warped = src.warper.backward_map(mesh, points, table, area, lw.draw_order(mesh, depth))

@@ -93,13 +93,29 @@ def _mouth_strip() -> list[tuple[int, int, int]]:
     return tris
 
 
+def _downness(oval_points: np.ndarray) -> np.ndarray:
+    """Per outline point, -1 straight above the outline's centre .. 1 straight below it."""
+    d = oval_points - oval_points.mean(axis=0)
+    return d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-6)
+
+
 def head_ring(oval_points: np.ndarray, top: float = 1.6, bottom: float = 1.25) -> np.ndarray:
     """The face outline scaled about its centre, more above (hair) than below (neck)."""
     c = oval_points.mean(axis=0)
-    d = oval_points - c
-    down = d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-6)  # -1 top .. 1 bottom
-    k = top + (bottom - top) * (down + 1.0) / 2.0
-    return c + d * k[:, None]
+    k = top + (bottom - top) * (_downness(oval_points) + 1.0) / 2.0
+    return c + (oval_points - c) * k[:, None]
+
+
+# Down to where the head ring follows the face outline's own motion (see ring_follow).
+RING_FOLLOW_FULL, RING_FOLLOW_NONE = 0.0, 0.7
+
+
+def ring_follow(oval_points: np.ndarray) -> np.ndarray:
+    """Per head-ring point, the share of its outline point's non-rigid motion it takes on: all of it
+    around the forehead and cheeks (hair and ears move with them), none below the chin, where the
+    neck stays put while the jaw opens."""
+    down = _downness(oval_points)
+    return np.clip((RING_FOLLOW_NONE - down) / (RING_FOLLOW_NONE - RING_FOLLOW_FULL), 0.0, 1.0)
 
 
 @dataclass
@@ -108,6 +124,7 @@ class WarpMesh:
 
     points: np.ndarray  # float64 (P, 2): 478 landmarks, ring, border pins
     ring: slice
+    ring_follow: np.ndarray  # float64 (R,): see ring_follow
     border: slice
     triangles: np.ndarray  # int32 (T, 3)
     groups: np.ndarray  # int8 (T,) GROUP_*
@@ -164,6 +181,7 @@ def build_mesh(landmarks: np.ndarray, shape: tuple[int, int]) -> WarpMesh:
     return WarpMesh(
         points=points,
         ring=slice(n_lm, n_lm + n_ring),
+        ring_follow=ring_follow(lm[oval]),
         border=slice(n_lm + n_ring, len(points)),
         triangles=triangles,
         groups=groups,
