@@ -30,6 +30,7 @@ RIGID_POINTS = np.array(
     + [33, 133, 362, 263, 127, 356, 234, 454, 116, 345, 93, 323],
     dtype=np.int64,
 )
+LASH_WIDTH = 0.1  # of the eye's width: the lash line drawn over a shut eye
 MIN_TRIANGLE_AREA = 0.25  # px^2; smaller target triangles are not drawn (they would draw as lines)
 
 # Drawing order of the triangle groups: lower numbers are drawn first and covered by later ones.
@@ -383,15 +384,21 @@ def cover_eye(frame: np.ndarray, lid: np.ndarray, lower: np.ndarray, amount: flo
     skin = np.median(roi[below[:, 1], below[:, 0]].astype(np.float32), axis=0)
     painted = cv2.inpaint(roi, mask, max(2.0, 0.08 * width), cv2.INPAINT_TELEA).astype(np.float32)
     filled = 0.3 * painted + 0.7 * skin
-    line = np.zeros(roi.shape[:2], dtype=np.uint8)
-    thick = max(1, int(round(0.05 * width)))
-    cv2.polylines(line, [np.round((lower[:, :2] - [x0, y0]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
-    line = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.02 * width))[..., None]
+    line = _lash_line(roi.shape[:2], lower[:, :2] - [x0, y0], max(1.0, LASH_WIDTH * width))
+    line = cv2.GaussianBlur(line, (0, 0), max(0.5, 0.02 * width))[..., None]
     filled += 0.85 * line * (np.asarray(lash, np.float32) - filled)
     alpha = cv2.GaussianBlur(np.maximum(mask, (line[..., 0] * 255).astype(np.uint8)).astype(np.float32) / 255.0,
                              (0, 0), max(0.6, 0.04 * width))
     alpha = (np.float32(amount) * alpha)[..., None]
     frame[y0:y1, x0:x1] = np.clip(roi + alpha * (filled - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _lash_line(shape: tuple[int, int], points: np.ndarray, thick: float) -> np.ndarray:
+    """float32 coverage (0..1) of a line ``thick`` pixels wide (fractional widths too) along ``points``."""
+    centre = np.full(shape, 255, dtype=np.uint8)
+    cv2.polylines(centre, [np.round(points * 16).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4)
+    dist = cv2.distanceTransform(centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(0.5 * thick + 0.5 - dist, 0.0, 1.0).astype(np.float32)
 
 
 def lash_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
