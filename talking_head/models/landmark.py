@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -392,21 +393,29 @@ def corner_skin_follows(delta: np.ndarray, source: np.ndarray, reach: float = CO
     mouth widths of a corner take on that corner's displacement, fully at the corner, fading
     linearly to their own at ``reach``.
     """
-    lips = source[list(OUTER_LIPS)]
-    width = float(np.linalg.norm(source[MOUTH_CORNERS[0]] - source[MOUTH_CORNERS[1]]))
-    if width < 1e-6:
-        return delta
+    weights = _corner_weights(np.ascontiguousarray(source[: lw.N_FACE_MESH, :2], dtype=np.float64).tobytes(), reach)
     out = delta.copy()
-    poly = lips.astype(np.float32).reshape(-1, 1, 2)
-    face = source[: lw.N_FACE_MESH]
-    for corner in MOUTH_CORNERS:
-        dist = np.linalg.norm(face - source[corner], axis=1) / (reach * width)
-        for i in np.nonzero(dist < 1.0)[0]:
-            if i == corner or cv2.pointPolygonTest(poly, (float(face[i, 0]), float(face[i, 1])), False) >= 0:
-                continue
-            w = 1.0 - dist[i]
-            out[i] += w * (delta[corner] - delta[i])
+    for corner, w in zip(MOUTH_CORNERS, weights):
+        out[: lw.N_FACE_MESH] += w[:, None] * (delta[corner] - delta[: lw.N_FACE_MESH])
     return out
+
+
+@lru_cache(maxsize=4)
+def _corner_weights(face_bytes: bytes, reach: float) -> tuple[np.ndarray, ...]:
+    """Per mouth corner, each face-mesh point's weight in ``corner_skin_follows`` (one source face's)."""
+    face = np.frombuffer(face_bytes, dtype=np.float64).reshape(-1, 2)
+    width = float(np.linalg.norm(face[MOUTH_CORNERS[0]] - face[MOUTH_CORNERS[1]]))
+    poly = face[list(OUTER_LIPS)].astype(np.float32).reshape(-1, 1, 2)
+    weights = []
+    for corner in MOUTH_CORNERS:
+        w = np.zeros(len(face))
+        if width > 1e-6:
+            dist = np.linalg.norm(face - face[corner], axis=1) / (reach * width)
+            for i in np.nonzero(dist < 1.0)[0]:
+                if i != corner and cv2.pointPolygonTest(poly, (float(face[i, 0]), float(face[i, 1])), False) < 0:
+                    w[i] = 1.0 - dist[i]
+        weights.append(w)
+    return tuple(weights)
 
 
 def _irises_follow_eyes(delta: np.ndarray) -> np.ndarray:
