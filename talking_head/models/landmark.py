@@ -62,6 +62,7 @@ class SourceState:
     mouth_open: float  # area inside the inner lips, px^2
     face_area: float  # rough face area, px^2
     lashes: tuple  # RGB colour of each upper lid's lash line (EYELIDS order)
+    irises: lw.IrisLayer
 
 
 @dataclass
@@ -118,6 +119,7 @@ class LandmarkAnimator(Animator):
             mouth_open=lw.mouth_opening(lm),
             face_area=_polygon_area(oval),
             lashes=tuple(lw.lash_colour(image, lm[list(upper)]) for upper, _ in EYELIDS),
+            irises=lw.prepare_irises(image, lm),
         )
 
     def prepare_driving(self, image: np.ndarray) -> DrivingState:
@@ -202,6 +204,7 @@ class LandmarkAnimator(Animator):
         table, area = lw.affine_table(points, mesh.points, mesh.triangles)
         warped = src.warper.backward_map(mesh, points, table, area, lw.draw_order(mesh, depth))
         out = lw.warp(src.image, warped.map)
+        lw.draw_irises(out, src.irises, warped.map, target, head)
         _cover_shut_eyes(out, src, target)
 
         mask = None

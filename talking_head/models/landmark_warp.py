@@ -350,6 +350,123 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return cv2.remap(image, backward, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+# ---------------------------------------------------------------------------- irises
+
+
+@dataclass
+class IrisLayer:
+    """A source picture's eyes made ready for irises that move on their own (``draw_irises``).
+
+    A warp alone cannot move an iris inside its eye: the eye's triangles fan out from the iris
+    centre, so a centre moved toward a corner squashes the iris on that side and stretches its edge
+    across the white on the other, and the iris reads as moving about half as far as it did.
+    """
+
+    background: np.ndarray  # uint8 (H, W, 3): the source with each iris painted out of its eye opening
+    texture: np.ndarray  # uint8 (H, W, 3): the source with each iris disk completed where the lids hid it
+    centres: np.ndarray  # float64 (2, 2): iris centres (IRIS_CENTERS order)
+    radii: np.ndarray  # float64 (2,)
+    loops: tuple  # float64 (16, 2) per eye: its opening's outline (topology()["eyes"])
+
+
+# Gaze moves (iris centre against its eye, in iris radii) from which the iris is redrawn whole, and over how much
+# more it fades in fully.
+IRIS_MOVE_FROM, IRIS_MOVE_SPAN = 0.15, 0.35
+
+
+def _eye_box(points: np.ndarray, pad: float, shape) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0 = np.floor(points.min(axis=0) - pad).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0) + pad).astype(int) + 1
+    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+
+
+def _polygon_mask(poly: np.ndarray, origin, shape) -> np.ndarray:
+    """uint8 (0/255) antialiased fill of ``poly`` in a window of ``shape`` whose corner is ``origin``."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - np.asarray(origin)) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    return mask
+
+
+def _disk(centre: np.ndarray, radius: float, origin, shape) -> np.ndarray:
+    """float32 coverage of a disk (one pixel of soft edge) in a window of ``shape`` at ``origin``."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    dist = np.hypot(xs + origin[0] - centre[0], ys + origin[1] - centre[1])
+    return np.clip(radius + 0.5 - dist, 0.0, 1.0)
+
+
+def prepare_irises(image: np.ndarray, landmarks: np.ndarray) -> IrisLayer:
+    """The ``IrisLayer`` of a source picture and its (478, 2+) landmarks."""
+    lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    background, texture = image.copy(), image.copy()
+    centres = lm[list(IRIS_CENTERS)]
+    radii = np.array([np.linalg.norm(lm[c + 1 : c + 5] - lm[c], axis=1).mean() for c in IRIS_CENTERS])
+    for loop, centre, radius in zip(topology()["eyes"], centres, radii):
+        poly = lm[list(loop)]
+        x0, y0, x1, y1 = _eye_box(np.concatenate([poly, centre[None] - radius, centre[None] + radius]), 3.0, image.shape)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        size = (y1 - y0, x1 - x0)
+        opening = _polygon_mask(poly, (x0, y0), size) > 127
+        disk = _disk(centre, radius + 1.0, (x0, y0), size) > 0.5  # the dark rim around the iris too
+        hole = (opening & disk).astype(np.uint8) * 255
+        roi = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if hole.any():
+            # the white of the eye where the iris was: its colour beside the iris, away from the lids
+            # (an inpaint from the hole's edge would pull the lashes above and below into it)
+            hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
+            inner = cv2.erode(opening.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            white = inner & (hole == 0)
+            if white.sum() >= 4:
+                fill = np.median(roi[white], axis=0)
+                soft = cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (0, 0), 0.8)[..., None]
+                background[y0:y1, x0:x1] = np.clip(roi + soft * (fill - roi) + 0.5, 0, 255).astype(np.uint8)
+            else:
+                background[y0:y1, x0:x1] = cv2.inpaint(roi, hole, max(2.0, 0.5 * radius), cv2.INPAINT_TELEA)
+        seen = opening & disk
+        colour = np.median(roi[seen], axis=0) if seen.any() else roi[size[0] // 2, size[1] // 2]
+        texture[y0:y1, x0:x1][disk & ~opening] = colour
+    loops = tuple(lm[list(loop)] for loop in topology()["eyes"])
+    return IrisLayer(background=background, texture=texture, centres=centres, radii=radii, loops=loops)
+
+
+def draw_irises(frame: np.ndarray, layer: IrisLayer, backward: np.ndarray, target: np.ndarray,
+                head: np.ndarray) -> None:
+    """Redraw each target eye opening of ``frame`` (in place): the warped eye with its iris painted
+    out (``backward``: the frame's backward map), and over it the source iris moved as a whole to the
+    target iris centre, turned and scaled with the head (``head``: source -> target similarity)."""
+    lin = head[:, :2]
+    scale = math.sqrt(abs(float(np.linalg.det(lin))))
+    inv = np.linalg.inv(lin) if scale > 1e-9 else np.eye(2)
+    for k, loop in enumerate(topology()["eyes"]):
+        poly = target[list(loop), :2]
+        x0, y0, x1, y1 = _eye_box(poly, 2.0, frame.shape)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        size = (y1 - y0, x1 - x0)
+        centre = target[IRIS_CENTERS[k], :2]
+        radius = layer.radii[k] * scale
+        # the iris's move inside its eye (gaze); small ones the warp itself shows well enough
+        gaze = (centre - poly.mean(axis=0)) - lin @ (layer.centres[k] - layer.loops[k].mean(axis=0))
+        amount = float(np.clip((np.linalg.norm(gaze) / max(radius, 1e-6) - IRIS_MOVE_FROM) / IRIS_MOVE_SPAN, 0.0, 1.0))
+        if amount <= 0.0:
+            continue
+        opening = _polygon_mask(poly, (x0, y0), size)
+        if not opening.any():
+            continue
+        eye = cv2.remap(layer.background, backward[y0:y1, x0:x1], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # window pixel q -> source: centre_s + inv @ (q + origin - centre_t)
+        shift = layer.centres[k] + inv @ (np.array([x0, y0], dtype=np.float64) - centre)
+        m = np.concatenate([inv, shift[:, None]], axis=1)
+        iris = cv2.warpAffine(layer.texture, m, (size[1], size[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        a = _disk(centre, radius, (x0, y0), size)[..., None]
+        eye = eye.astype(np.float32) + a * (iris.astype(np.float32) - eye)
+        alpha = (opening.astype(np.float32) * np.float32(amount / 255.0))[..., None]
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi + alpha * (eye - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
 # ---------------------------------------------------------------------------- eyelids
 
 
