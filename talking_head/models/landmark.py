@@ -200,6 +200,8 @@ class LandmarkAnimator(Animator):
             oval = lw.topology()["oval"]
             follow = mesh.ring_follow[:, None]
             points[mesh.ring] += follow * (target[oval] - lw.apply(head, src.landmarks[oval]))
+        still = mesh.ring_still[:, None]
+        points[mesh.ring] += still * (mesh.points[mesh.ring] - points[mesh.ring])
 
         table, area = lw.affine_table(points, mesh.points, mesh.triangles)
         warped = src.warper.backward_map(mesh, points, table, area, lw.draw_order(mesh, depth))

@@ -111,6 +111,18 @@ def head_ring(oval_points: np.ndarray, top: float = 1.6, bottom: float = 1.25) -
 RING_FOLLOW_FULL, RING_FOLLOW_NONE = 0.0, 0.7
 
 
+# Below the chin the head ring lies on the neck, which the torso holds: there it keeps up to this
+# share of its place in the source instead of moving with the head (see ring_still).
+NECK_STILL = 0.5
+NECK_FROM, NECK_FULL = 0.3, 0.9  # downness (see _downness) where the neck's share starts and is full
+
+
+def ring_still(oval_points: np.ndarray) -> np.ndarray:
+    """Per head-ring point, the share of its source place it keeps (0: moves wholly with the head)."""
+    down = _downness(oval_points)
+    return NECK_STILL * np.clip((down - NECK_FROM) / (NECK_FULL - NECK_FROM), 0.0, 1.0)
+
+
 def ring_follow(oval_points: np.ndarray) -> np.ndarray:
     """Per head-ring point, the share of its outline point's non-rigid motion it takes on: all of it
     around the forehead and cheeks (hair and ears move with them), none below the chin, where the
@@ -126,6 +138,7 @@ class WarpMesh:
     points: np.ndarray  # float64 (P, 2): 478 landmarks, ring, border pins
     ring: slice
     ring_follow: np.ndarray  # float64 (R,): see ring_follow
+    ring_still: np.ndarray  # float64 (R,): see ring_still
     border: slice
     triangles: np.ndarray  # int32 (T, 3)
     groups: np.ndarray  # int8 (T,) GROUP_*
@@ -183,6 +196,7 @@ def build_mesh(landmarks: np.ndarray, shape: tuple[int, int]) -> WarpMesh:
         points=points,
         ring=slice(n_lm, n_lm + n_ring),
         ring_follow=ring_follow(lm[oval]),
+        ring_still=ring_still(lm[oval]),
         border=slice(n_lm + n_ring, len(points)),
         triangles=triangles,
         groups=groups,
