@@ -180,3 +180,19 @@ def test_irises_follow_the_driving_gaze(model):
         assert abs(moved[1] - moved[0]) > 0.15  # the driving really looks aside
         shares.append((followed[1] - followed[0]) / (moved[1] - moved[0]))
     assert np.mean(shares) > 0.55, shares
+
+
+def test_a_clip_is_animated_the_same_after_another_clip(model):
+    """Each clip is tracked afresh: the face tracking of the clip before does not carry over."""
+    def run(clips):
+        outs = []
+        for clip in clips:
+            frames = [f for _, f in zip(range(12), VideoReader(media(f"driving/{clip}")))]
+            engine = _engine(model)
+            engine.set_source(frames[0])
+            outs = [a.output.astype(np.float32) for a in engine.animate(frames)]
+        return outs
+
+    alone = run(["talk_hdtf.mp4"])
+    after = run(["child_512.mp4", "talk_hdtf.mp4"])
+    assert max(np.abs(a - b).mean() for a, b in zip(alone, after)) < 0.05

@@ -124,6 +124,10 @@ class LandmarkAnimator(Animator):
 
     def prepare_driving(self, image: np.ndarray) -> DrivingState:
         image = check_rgb(image, "reference driving frame")
+        # a new clip (or a new reference): track it afresh, not from where the last clip left its face
+        # (video-mode tracking carried over from another clip, of another size, misplaces the face)
+        if self._video is not None:
+            self._video.reset()
         lm = self._track_reference(image)
         if lm is None:
             raise NoFaceError(
