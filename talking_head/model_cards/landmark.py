@@ -27,8 +27,8 @@ CARDS: list[ModelCard] = [
             "landmark distance 0.16 of doing nothing (MediaPipe's own landmarks: 0.12), L1 0.73 of doing nothing;"
             " mouth opening follows the driving at r = 0.96, gain 0.83; mouth width r = 0.94, gain 0.89; eye "
             "opening r = 0.78, gain 0.80; a real pout narrows the mouth about as much as the driving's "
-            "self-reenacted, half as much on another face. About 130 frames/s at 256 px on 2 CPU cores (without "
-            "encoding)."
+            "self-reenacted, half as much on another face. About 110 frames/s at 256 px on 2 CPU cores (`python "
+            "-m talking_head.bench`, without encoding)."
         ),
         bad_at=(
             "Large head turns (no 3-D model: the far cheek is squeezed, hidden parts are never revealed); hair, "
