@@ -360,6 +360,13 @@ class FaceMesh:
         pts *= np.float32([w, h, w])
         return pts
 
+    def reset(self) -> None:
+        """Forget the face being tracked: the next picture is searched afresh (a new clip)."""
+        if self._mesh is None:
+            raise RuntimeError("FaceMesh is closed")
+        with self._lock:
+            self._mesh.reset()
+
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """float32 (478, 2) pixel coordinates, or None when no face is found."""
         pts = self.landmarks_3d(image)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from talking_head.cards import ModelCard
@@ -43,6 +45,11 @@ LID_COVER_FROM = 0.4  # share of the eye closed at which lid skin starts to cove
 # open eye's lid gap (measured on the blinks of talk_480 and talk_hdtf: 0.24-0.34). Driving gaps
 # at or below it close the target's eye; above it the gap is rescaled to reach the open eye at 1.
 EYE_SHUT_AT = 0.3
+MOUTH_CORNERS = (61, 291)
+# The outer lip line, from corner to corner along the lower lip and back along the upper.
+OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+CORNER_SKIN_REACH = 0.5
+RING_FOLLOWS_OUTLINE = 1.0  # share of the face outline's non-rigid motion that the head ring takes on  # of the mouth width
 
 
 @dataclass
@@ -55,6 +62,7 @@ class SourceState:
     mouth_open: float  # area inside the inner lips, px^2
     face_area: float  # rough face area, px^2
     lashes: tuple  # RGB colour of each upper lid's lash line (EYELIDS order)
+    irises: lw.IrisLayer
 
 
 @dataclass
@@ -111,10 +119,15 @@ class LandmarkAnimator(Animator):
             mouth_open=lw.mouth_opening(lm),
             face_area=_polygon_area(oval),
             lashes=tuple(lw.lash_colour(image, lm[list(upper)]) for upper, _ in EYELIDS),
+            irises=lw.prepare_irises(image, lm),
         )
 
     def prepare_driving(self, image: np.ndarray) -> DrivingState:
         image = check_rgb(image, "reference driving frame")
+        # a new clip (or a new reference): track it afresh, not from where the last clip left its face
+        # (video-mode tracking carried over from another clip, of another size, misplaces the face)
+        if self._video is not None:
+            self._video.reset()
         lm = self._track_reference(image)
         if lm is None:
             raise NoFaceError(
@@ -185,10 +198,19 @@ class LandmarkAnimator(Animator):
         points[: len(target)] = target
         head = lw.fit_similarity(src.landmarks[lw.RIGID_POINTS], target[lw.RIGID_POINTS])
         points[mesh.ring] = lw.apply(head, mesh.points[mesh.ring])
+        if mode == "relative" and driving is not None:
+            # the ring follows the face outline's own motion (jaw, cheeks), not only the skull's: the
+            # band between them then moves as the real head does instead of stretching over it
+            oval = lw.topology()["oval"]
+            follow = mesh.ring_follow[:, None]
+            points[mesh.ring] += follow * (target[oval] - lw.apply(head, src.landmarks[oval]))
+        still = mesh.ring_still[:, None]
+        points[mesh.ring] += still * (mesh.points[mesh.ring] - points[mesh.ring])
 
         table, area = lw.affine_table(points, mesh.points, mesh.triangles)
         warped = src.warper.backward_map(mesh, points, table, area, lw.draw_order(mesh, depth))
         out = lw.warp(src.image, warped.map)
+        lw.draw_irises(out, src.irises, warped.map, target, head)
         _cover_shut_eyes(out, src, target)
 
         mask = None
@@ -226,13 +248,17 @@ class LandmarkFilter:
 
     Works in units of the frame size, per point, assuming 25 frames per second. ``smoothing`` in
     [0, 1] sets the cutoff at rest (0: off, 0.5: 1 Hz, 1: 0.25 Hz); fast motion raises it; a
-    jump (scene cut, another face) restarts it.
+    jump (scene cut, another face) restarts it. Eyes and lips (and the skin right around them)
+    get ``FAST_REGION`` times the cutoff at rest: a blink lasts 3-5 frames and a smile's corners
+    move within a few more, where the head and the face outline can be steadied harder.
     """
 
     BETA = 40.0  # cutoff increase per (frame sizes per second) of speed (at 12 it lagged behind blinks and head motion)
     SPEED_CUTOFF = 2.0  # Hz, for the speed estimate
     FRAME_TIME = 1.0 / 25.0
     JUMP = 0.08  # mean move (frame sizes) from one frame to the next that restarts the filter
+    FAST_REGION = 4.0  # cutoff factor on the eyes and lips
+    REGION_REACH = 0.35  # of the eye-to-eye distance: how far around eyes and lips the factor fades out
 
     def __init__(self):
         self.reset()
@@ -240,26 +266,44 @@ class LandmarkFilter:
     def reset(self) -> None:
         self._value: np.ndarray | None = None
         self._speed: np.ndarray | None = None
+        self._boost: np.ndarray | None = None
 
     @classmethod
     def _alpha(cls, cutoff):
         tau = 1.0 / (2.0 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / cls.FRAME_TIME)
 
+    def _start(self, x: np.ndarray) -> None:
+        self._value, self._speed = x, np.zeros(len(x))
+        self._boost = 1.0 + (self.FAST_REGION - 1.0) * expression_regions(x, self.REGION_REACH)
+
     def __call__(self, points: np.ndarray, size: float, smoothing: float) -> np.ndarray:
         x = points.astype(np.float64) / float(size)
         if smoothing <= 0.0 or self._value is None or self._value.shape != x.shape:
-            self._value, self._speed = x, np.zeros(len(x))
+            self._start(x)
             return points
         step = np.linalg.norm(x[:, :2] - self._value[:, :2], axis=1)
         if step.mean() > self.JUMP:  # a cut or another face: start afresh
-            self._value, self._speed = x, np.zeros(len(x))
+            self._start(x)
             return points
         speed = step / self.FRAME_TIME
         self._speed += self._alpha(self.SPEED_CUTOFF) * (speed - self._speed)
-        cutoff = 2.0 ** (2.0 - 4.0 * min(float(smoothing), 1.0)) + self.BETA * self._speed
+        cutoff = 2.0 ** (2.0 - 4.0 * min(float(smoothing), 1.0)) * self._boost + self.BETA * self._speed
         self._value = self._value + self._alpha(cutoff)[:, None] * (x - self._value)
         return (self._value * float(size)).astype(np.float32)
+
+
+def expression_regions(points: np.ndarray, reach: float) -> np.ndarray:
+    """Per landmark, 1 on the eyes (lids, irises) and lips, fading to 0 at ``reach`` eye-to-eye
+    distances from them (linearly); points without a face mesh layout get 0."""
+    if len(points) != lw.N_LANDMARKS:
+        return np.zeros(len(points))
+    p = points[:, :2]
+    eyes = lw.topology()["eyes"]
+    span = max(float(np.linalg.norm(p[list(eyes[0])].mean(axis=0) - p[list(eyes[1])].mean(axis=0))), 1e-9)
+    core = p[lw.expression_points()]
+    dist = np.sqrt(((p[:, None, :] - core[None]) ** 2).sum(axis=2)).min(axis=1)
+    return np.clip(1.0 - dist / (reach * span), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- motion transfer
@@ -299,6 +343,7 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         delta = (lw.apply(drv_to_ref, d2) - r2) @ (ratio * turn).T
         if not extra.get("follow_gaze", True):
             delta = _irises_follow_eyes(delta)
+        delta = corner_skin_follows(delta, s2)
         moved = s2 + expression * delta
         head = _head_motion(drv_to_ref, r2[rigid].mean(axis=0), s2[rigid].mean(axis=0), ratio,
                             float(extra.get("head_motion", 1.0)))
@@ -311,6 +356,7 @@ def transfer(source: np.ndarray, driving: np.ndarray, reference: np.ndarray | No
         delta = lw.apply(drv_to_src, d2) - s2
         if not extra.get("follow_gaze", True):
             delta = _irises_follow_eyes(delta)
+        delta = corner_skin_follows(delta, s2)
         target = s2 + expression * delta
         close_eyelids(target, s2, d2, s2, expression)
         depth = _scale_of(drv_to_src) * driving[:, 2]
@@ -345,6 +391,40 @@ def close_eyelids(target: np.ndarray, source: np.ndarray, driving: np.ndarray, r
         up, lo = list(upper), list(lower)
         move = (1.0 - want / have) * (target[lo] - target[up])
         target[up] += move
+
+
+def corner_skin_follows(delta: np.ndarray, source: np.ndarray, reach: float = CORNER_SKIN_REACH) -> np.ndarray:
+    """Expression displacements with the skin beside each mouth corner moved along with the corner.
+
+    The face mesh moves its cheek points around a mouth corner less than the corner itself, so on a
+    smile or a pout the skin triangles at the corner are squashed (or folded under the lips) and the
+    mouth reads narrower than its landmarks. Skin points (outside the outer lips) within ``reach``
+    mouth widths of a corner take on that corner's displacement, fully at the corner, fading
+    linearly to their own at ``reach``.
+    """
+    weights = _corner_weights(np.ascontiguousarray(source[: lw.N_FACE_MESH, :2], dtype=np.float64).tobytes(), reach)
+    out = delta.copy()
+    for corner, w in zip(MOUTH_CORNERS, weights):
+        out[: lw.N_FACE_MESH] += w[:, None] * (delta[corner] - delta[: lw.N_FACE_MESH])
+    return out
+
+
+@lru_cache(maxsize=4)
+def _corner_weights(face_bytes: bytes, reach: float) -> tuple[np.ndarray, ...]:
+    """Per mouth corner, each face-mesh point's weight in ``corner_skin_follows`` (one source face's)."""
+    face = np.frombuffer(face_bytes, dtype=np.float64).reshape(-1, 2)
+    width = float(np.linalg.norm(face[MOUTH_CORNERS[0]] - face[MOUTH_CORNERS[1]]))
+    poly = face[list(OUTER_LIPS)].astype(np.float32).reshape(-1, 1, 2)
+    weights = []
+    for corner in MOUTH_CORNERS:
+        w = np.zeros(len(face))
+        if width > 1e-6:
+            dist = np.linalg.norm(face - face[corner], axis=1) / (reach * width)
+            for i in np.nonzero(dist < 1.0)[0]:
+                if i != corner and cv2.pointPolygonTest(poly, (float(face[i, 0]), float(face[i, 1])), False) < 0:
+                    w[i] = 1.0 - dist[i]
+        weights.append(w)
+    return tuple(weights)
 
 
 def _irises_follow_eyes(delta: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 N_LANDMARKS = 478
+N_FACE_MESH = 468  # the face mesh proper, without the 10 iris points
 IRIS_CENTERS = (468, 473)  # picture-left eye (with 33/133), picture-right eye (with 362/263)
 EYE_CORNERS = ((33, 133), (362, 263))
 INNER_LIP_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
@@ -29,6 +30,7 @@ RIGID_POINTS = np.array(
     + [33, 133, 362, 263, 127, 356, 234, 454, 116, 345, 93, 323],
     dtype=np.int64,
 )
+LASH_WIDTH = 0.1  # of the eye's width: the lash line drawn over a shut eye
 MIN_TRIANGLE_AREA = 0.25  # px^2; smaller target triangles are not drawn (they would draw as lines)
 
 # Drawing order of the triangle groups: lower numbers are drawn first and covered by later ones.
@@ -71,7 +73,14 @@ def topology() -> dict:
     faces = [t for t in sorted(tris) if not all(count[e] > 2 for e in ((t[0], t[1]), (t[0], t[2]), (t[1], t[2])))]
     oval = _loop(fmc.FACEMESH_FACE_OVAL, 10)
     eyes = (_loop(fmc.FACEMESH_RIGHT_EYE, 33), _loop(fmc.FACEMESH_LEFT_EYE, 362))
-    return {"face": np.array(faces, dtype=np.int32), "oval": np.array(oval), "eyes": eyes}
+    lips = sorted({i for e in fmc.FACEMESH_LIPS for i in e})
+    return {"face": np.array(faces, dtype=np.int32), "oval": np.array(oval), "eyes": eyes, "lips": np.array(lips)}
+
+
+def expression_points() -> np.ndarray:
+    """Landmarks of the eyes (lids and irises) and the lips: what expressions move fastest."""
+    topo = topology()
+    return np.concatenate([*map(np.asarray, topo["eyes"]), np.arange(468, N_LANDMARKS), topo["lips"]])
 
 
 def _mouth_strip() -> list[tuple[int, int, int]]:
@@ -85,13 +94,41 @@ def _mouth_strip() -> list[tuple[int, int, int]]:
     return tris
 
 
+def _downness(oval_points: np.ndarray) -> np.ndarray:
+    """Per outline point, -1 straight above the outline's centre .. 1 straight below it."""
+    d = oval_points - oval_points.mean(axis=0)
+    return d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-6)
+
+
 def head_ring(oval_points: np.ndarray, top: float = 1.6, bottom: float = 1.25) -> np.ndarray:
     """The face outline scaled about its centre, more above (hair) than below (neck)."""
     c = oval_points.mean(axis=0)
-    d = oval_points - c
-    down = d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-6)  # -1 top .. 1 bottom
-    k = top + (bottom - top) * (down + 1.0) / 2.0
-    return c + d * k[:, None]
+    k = top + (bottom - top) * (_downness(oval_points) + 1.0) / 2.0
+    return c + (oval_points - c) * k[:, None]
+
+
+# Down to where the head ring follows the face outline's own motion (see ring_follow).
+RING_FOLLOW_FULL, RING_FOLLOW_NONE = 0.0, 0.7
+
+
+# Below the chin the head ring lies on the neck, which the torso holds: there it keeps up to this
+# share of its place in the source instead of moving with the head (see ring_still).
+NECK_STILL = 0.5
+NECK_FROM, NECK_FULL = 0.3, 0.9  # downness (see _downness) where the neck's share starts and is full
+
+
+def ring_still(oval_points: np.ndarray) -> np.ndarray:
+    """Per head-ring point, the share of its source place it keeps (0: moves wholly with the head)."""
+    down = _downness(oval_points)
+    return NECK_STILL * np.clip((down - NECK_FROM) / (NECK_FULL - NECK_FROM), 0.0, 1.0)
+
+
+def ring_follow(oval_points: np.ndarray) -> np.ndarray:
+    """Per head-ring point, the share of its outline point's non-rigid motion it takes on: all of it
+    around the forehead and cheeks (hair and ears move with them), none below the chin, where the
+    neck stays put while the jaw opens."""
+    down = _downness(oval_points)
+    return np.clip((RING_FOLLOW_NONE - down) / (RING_FOLLOW_NONE - RING_FOLLOW_FULL), 0.0, 1.0)
 
 
 @dataclass
@@ -100,6 +137,8 @@ class WarpMesh:
 
     points: np.ndarray  # float64 (P, 2): 478 landmarks, ring, border pins
     ring: slice
+    ring_follow: np.ndarray  # float64 (R,): see ring_follow
+    ring_still: np.ndarray  # float64 (R,): see ring_still
     border: slice
     triangles: np.ndarray  # int32 (T, 3)
     groups: np.ndarray  # int8 (T,) GROUP_*
@@ -156,6 +195,8 @@ def build_mesh(landmarks: np.ndarray, shape: tuple[int, int]) -> WarpMesh:
     return WarpMesh(
         points=points,
         ring=slice(n_lm, n_lm + n_ring),
+        ring_follow=ring_follow(lm[oval]),
+        ring_still=ring_still(lm[oval]),
         border=slice(n_lm + n_ring, len(points)),
         triangles=triangles,
         groups=groups,
@@ -323,6 +364,123 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return cv2.remap(image, backward, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+# ---------------------------------------------------------------------------- irises
+
+
+@dataclass
+class IrisLayer:
+    """A source picture's eyes made ready for irises that move on their own (``draw_irises``).
+
+    A warp alone cannot move an iris inside its eye: the eye's triangles fan out from the iris
+    centre, so a centre moved toward a corner squashes the iris on that side and stretches its edge
+    across the white on the other, and the iris reads as moving about half as far as it did.
+    """
+
+    background: np.ndarray  # uint8 (H, W, 3): the source with each iris painted out of its eye opening
+    texture: np.ndarray  # uint8 (H, W, 3): the source with each iris disk completed where the lids hid it
+    centres: np.ndarray  # float64 (2, 2): iris centres (IRIS_CENTERS order)
+    radii: np.ndarray  # float64 (2,)
+    loops: tuple  # float64 (16, 2) per eye: its opening's outline (topology()["eyes"])
+
+
+# Gaze moves (iris centre against its eye, in iris radii) from which the iris is redrawn whole, and over how much
+# more it fades in fully.
+IRIS_MOVE_FROM, IRIS_MOVE_SPAN = 0.15, 0.35
+
+
+def _eye_box(points: np.ndarray, pad: float, shape) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0 = np.floor(points.min(axis=0) - pad).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0) + pad).astype(int) + 1
+    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+
+
+def _polygon_mask(poly: np.ndarray, origin, shape) -> np.ndarray:
+    """uint8 (0/255) antialiased fill of ``poly`` in a window of ``shape`` whose corner is ``origin``."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - np.asarray(origin)) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    return mask
+
+
+def _disk(centre: np.ndarray, radius: float, origin, shape) -> np.ndarray:
+    """float32 coverage of a disk (one pixel of soft edge) in a window of ``shape`` at ``origin``."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    dist = np.hypot(xs + origin[0] - centre[0], ys + origin[1] - centre[1])
+    return np.clip(radius + 0.5 - dist, 0.0, 1.0)
+
+
+def prepare_irises(image: np.ndarray, landmarks: np.ndarray) -> IrisLayer:
+    """The ``IrisLayer`` of a source picture and its (478, 2+) landmarks."""
+    lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    background, texture = image.copy(), image.copy()
+    centres = lm[list(IRIS_CENTERS)]
+    radii = np.array([np.linalg.norm(lm[c + 1 : c + 5] - lm[c], axis=1).mean() for c in IRIS_CENTERS])
+    for loop, centre, radius in zip(topology()["eyes"], centres, radii):
+        poly = lm[list(loop)]
+        x0, y0, x1, y1 = _eye_box(np.concatenate([poly, centre[None] - radius, centre[None] + radius]), 3.0, image.shape)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        size = (y1 - y0, x1 - x0)
+        opening = _polygon_mask(poly, (x0, y0), size) > 127
+        disk = _disk(centre, radius + 1.0, (x0, y0), size) > 0.5  # the dark rim around the iris too
+        hole = (opening & disk).astype(np.uint8) * 255
+        roi = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if hole.any():
+            # the white of the eye where the iris was: its colour beside the iris, away from the lids
+            # (an inpaint from the hole's edge would pull the lashes above and below into it)
+            hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
+            inner = cv2.erode(opening.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            white = inner & (hole == 0)
+            if white.sum() >= 4:
+                fill = np.median(roi[white], axis=0)
+                soft = cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (0, 0), 0.8)[..., None]
+                background[y0:y1, x0:x1] = np.clip(roi + soft * (fill - roi) + 0.5, 0, 255).astype(np.uint8)
+            else:
+                background[y0:y1, x0:x1] = cv2.inpaint(roi, hole, max(2.0, 0.5 * radius), cv2.INPAINT_TELEA)
+        seen = opening & disk
+        colour = np.median(roi[seen], axis=0) if seen.any() else roi[size[0] // 2, size[1] // 2]
+        texture[y0:y1, x0:x1][disk & ~opening] = colour
+    loops = tuple(lm[list(loop)] for loop in topology()["eyes"])
+    return IrisLayer(background=background, texture=texture, centres=centres, radii=radii, loops=loops)
+
+
+def draw_irises(frame: np.ndarray, layer: IrisLayer, backward: np.ndarray, target: np.ndarray,
+                head: np.ndarray) -> None:
+    """Redraw each target eye opening of ``frame`` (in place): the warped eye with its iris painted
+    out (``backward``: the frame's backward map), and over it the source iris moved as a whole to the
+    target iris centre, turned and scaled with the head (``head``: source -> target similarity)."""
+    lin = head[:, :2]
+    scale = math.sqrt(abs(float(np.linalg.det(lin))))
+    inv = np.linalg.inv(lin) if scale > 1e-9 else np.eye(2)
+    for k, loop in enumerate(topology()["eyes"]):
+        poly = target[list(loop), :2]
+        x0, y0, x1, y1 = _eye_box(poly, 2.0, frame.shape)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        size = (y1 - y0, x1 - x0)
+        centre = target[IRIS_CENTERS[k], :2]
+        radius = layer.radii[k] * scale
+        # the iris's move inside its eye (gaze); small ones the warp itself shows well enough
+        gaze = (centre - poly.mean(axis=0)) - lin @ (layer.centres[k] - layer.loops[k].mean(axis=0))
+        amount = float(np.clip((np.linalg.norm(gaze) / max(radius, 1e-6) - IRIS_MOVE_FROM) / IRIS_MOVE_SPAN, 0.0, 1.0))
+        if amount <= 0.0:
+            continue
+        opening = _polygon_mask(poly, (x0, y0), size)
+        if not opening.any():
+            continue
+        eye = cv2.remap(layer.background, backward[y0:y1, x0:x1], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # window pixel q -> source: centre_s + inv @ (q + origin - centre_t)
+        shift = layer.centres[k] + inv @ (np.array([x0, y0], dtype=np.float64) - centre)
+        m = np.concatenate([inv, shift[:, None]], axis=1)
+        iris = cv2.warpAffine(layer.texture, m, (size[1], size[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        a = _disk(centre, radius, (x0, y0), size)[..., None]
+        eye = eye.astype(np.float32) + a * (iris.astype(np.float32) - eye)
+        alpha = (opening.astype(np.float32) * np.float32(amount / 255.0))[..., None]
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi + alpha * (eye - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
 # ---------------------------------------------------------------------------- eyelids
 
 
@@ -357,15 +515,21 @@ def cover_eye(frame: np.ndarray, lid: np.ndarray, lower: np.ndarray, amount: flo
     skin = np.median(roi[below[:, 1], below[:, 0]].astype(np.float32), axis=0)
     painted = cv2.inpaint(roi, mask, max(2.0, 0.08 * width), cv2.INPAINT_TELEA).astype(np.float32)
     filled = 0.3 * painted + 0.7 * skin
-    line = np.zeros(roi.shape[:2], dtype=np.uint8)
-    thick = max(1, int(round(0.05 * width)))
-    cv2.polylines(line, [np.round((lower[:, :2] - [x0, y0]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
-    line = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.02 * width))[..., None]
+    line = _lash_line(roi.shape[:2], lower[:, :2] - [x0, y0], max(1.0, LASH_WIDTH * width))
+    line = cv2.GaussianBlur(line, (0, 0), max(0.5, 0.02 * width))[..., None]
     filled += 0.85 * line * (np.asarray(lash, np.float32) - filled)
     alpha = cv2.GaussianBlur(np.maximum(mask, (line[..., 0] * 255).astype(np.uint8)).astype(np.float32) / 255.0,
                              (0, 0), max(0.6, 0.04 * width))
     alpha = (np.float32(amount) * alpha)[..., None]
     frame[y0:y1, x0:x1] = np.clip(roi + alpha * (filled - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _lash_line(shape: tuple[int, int], points: np.ndarray, thick: float) -> np.ndarray:
+    """float32 coverage (0..1) of a line ``thick`` pixels wide (fractional widths too) along ``points``."""
+    centre = np.full(shape, 255, dtype=np.uint8)
+    cv2.polylines(centre, [np.round(points * 16).astype(np.int32)], False, 0, 1, cv2.LINE_8, 4)
+    dist = cv2.distanceTransform(centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(0.5 * thick + 0.5 - dist, 0.0, 1.0).astype(np.float32)
 
 
 def lash_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
