@@ -17,7 +17,10 @@ from talking_head.registry import get_card
 from talking_head.studio.common import ModelPool, gpu, model_choices
 from talking_head.studio.controls import build_control_widgets, values_for, visibility_updates
 
-STREAM_EVERY_S = 0.08  # how often the browser sends a webcam frame: measured best here (12.6 fps, 76 ms vs 10.6 fps, 124 ms at 1/30 s)
+# how often the browser sends a webcam frame, measured in Chromium on 2 cores (tests/bench_live_tab.py, landmark):
+# 0.08 s 12.5 fps (the cap) at 49 ms median; 0.05 s 17.3 fps at 71 ms (p90 89); 0.04 s 16.9-17.6 fps at 70 ms
+# (p90 103); 1/30 s 16.1 fps: sending more often only adds events the 2 cores must turn away
+STREAM_EVERY_S = 0.05
 LIVE_SESSIONS = 4  # webcam streams served at once (each holds one worker while it runs)
 
 
