@@ -48,8 +48,7 @@ EYE_SHUT_AT = 0.3
 MOUTH_CORNERS = (61, 291)
 # The outer lip line, from corner to corner along the lower lip and back along the upper.
 OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
-CORNER_SKIN_REACH = 0.5
-RING_FOLLOWS_OUTLINE = 1.0  # share of the face outline's non-rigid motion that the head ring takes on  # of the mouth width
+CORNER_SKIN_REACH = 0.5  # of the mouth width: how far beside each corner the skin follows it
 
 
 @dataclass
