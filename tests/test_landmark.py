@@ -230,3 +230,44 @@ def test_fixed_size_models_show_only_the_pictures_part_of_the_square():
     assert _mad(shown, expected) < 6.0  # the picture (at 256 px detail), not its smeared edges
     smeared = cv2.resize(square, (576, MAX_NATIVE_SIZE))  # the whole square squeezed in, for contrast
     assert _mad(smeared, expected) > 3 * _mad(shown, expected)
+
+
+def test_a_closing_lid_covers_the_eye_from_above_without_a_seam():
+    """cover_eye on a real face (the astronaut), the upper lid's edge brought half way down:
+    skin above the edge (the iris's upper part covered), the eye below it left as it was, and the
+    patch meets the picture above it without a step."""
+    from talking_head.models.landmark import EYE_LID_SKIN, EYELIDS
+
+    image = _head_crop(skimage.data.astronaut(), 512)
+    lm = face.still_landmarks(image)
+    upper, lower = (list(p) for p in EYELIDS[0])
+    a, b = lw.EYE_CORNERS[0]
+    edge = lm[[a, *upper, b], :2].astype(np.float64)
+    low = lm[[a, *lower, b], :2].astype(np.float64)
+    edge[1:-1] += 0.5 * (low[1:-1] - edge[1:-1])
+    out = image.copy()
+    lw.cover_eye(out, lm[[a, *EYE_LID_SKIN[0], b], :2], edge, low, 1.0, lw.lash_colour(image, lm[upper]))
+
+    def region(top, bottom, shrink):
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(np.concatenate([top, bottom[::-1]])).astype(np.int32)], 1)
+        return cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=shrink).astype(bool)
+
+    luma = lambda im: im.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    # the eye's upper part, now lid (above its lash line)
+    covered = region(lm[[a, *upper, b], :2], edge - [0.0, 3.0], 1)
+    assert covered.sum() > 50
+    below = lm[[a, *lower, b], :2] + [0.0, 0.12 * float(np.ptp(edge[:, 0]))]
+    skin = np.median(luma(image)[np.round(below[1:-1, 1]).astype(int), np.round(below[1:-1, 0]).astype(int)])
+    assert luma(image)[covered].mean() < skin - 40  # it was dark (iris, lashes) ...
+    assert abs(luma(out)[covered].mean() - skin) < 25  # ... and is skin now
+    kept = np.round(edge[3:-3] + 0.8 * (low[3:-3] - edge[3:-3])).astype(int)  # between the new edge and the lower lid
+    assert np.abs(out[kept[:, 1], kept[:, 0]].astype(int) - image[kept[:, 1], kept[:, 0]]).max() < 12  # the eye stays
+    # no seam: across the lid skin line the picture changes no more than it does just above it
+    lid = lm[[a, *EYE_LID_SKIN[0], b], :2]
+    mid = lid[2:-2]
+    step_in = np.abs(luma(out)[np.round(mid[:, 1] + 2).astype(int), np.round(mid[:, 0]).astype(int)]
+                     - luma(out)[np.round(mid[:, 1] - 2).astype(int), np.round(mid[:, 0]).astype(int)]).mean()
+    step_above = np.abs(luma(out)[np.round(mid[:, 1] - 2).astype(int), np.round(mid[:, 0]).astype(int)]
+                        - luma(out)[np.round(mid[:, 1] - 6).astype(int), np.round(mid[:, 0]).astype(int)]).mean()
+    assert step_in < step_above + 8, (step_in, step_above)

@@ -40,7 +40,9 @@ EYELIDS = (
 )
 # Each eye's lid skin below the brow, from corner to corner (lw.EYE_CORNERS order).
 EYE_LID_SKIN = ((113, 225, 224, 223, 222, 221, 189), (413, 441, 442, 443, 444, 445, 342))
-LID_COVER_FROM = 0.4  # share of the eye closed at which lid skin starts to cover it (full when shut)
+# Shares of the eye closed at which lid skin starts to cover the eye above the closing lid's edge,
+# and at which it covers it fully.
+LID_COVER_FROM, LID_COVER_FULL = 0.25, 0.6
 # The face mesh never closes its eyelids: on a shut eye it still reports about this share of the
 # open eye's lid gap (measured on the blinks of talk_480 and talk_hdtf: 0.24-0.34). Driving gaps
 # at or below it close the target's eye; above it the gap is rescaled to reach the open eye at 1.
@@ -231,15 +233,16 @@ class LandmarkAnimator(Animator):
 
 
 def _cover_shut_eyes(out: np.ndarray, src: SourceState, target: np.ndarray) -> None:
-    """Paint lid skin over each target eye that is mostly shut (in place), per eye."""
-    for eye, (_, lower) in enumerate(EYELIDS):
+    """Paint lid skin over each target eye's closing upper lid (in place), per eye, blended in from
+    LID_COVER_FROM of the eye closed to LID_COVER_FULL."""
+    for eye, (upper, lower) in enumerate(EYELIDS):
         shut = 1.0 - eye_openness(target, eye) / max(eye_openness(src.landmarks, eye), 1e-6)
-        amount = float(np.clip((shut - LID_COVER_FROM) / (1.0 - LID_COVER_FROM), 0.0, 1.0))
+        amount = float(np.clip((shut - LID_COVER_FROM) / (LID_COVER_FULL - LID_COVER_FROM), 0.0, 1.0))
         if amount > 0.0:
             a, b = lw.EYE_CORNERS[eye]
             lid = target[[a, *EYE_LID_SKIN[eye], b]]
-            low = target[[a, *lower, b]]
-            lw.cover_eye(out, lid, low, amount, src.lashes[eye])
+            edge, low = target[[a, *upper, b]], target[[a, *lower, b]]
+            lw.cover_eye(out, lid, edge, low, amount, src.lashes[eye])
 
 
 class LandmarkFilter:

@@ -31,6 +31,8 @@ RIGID_POINTS = np.array(
     dtype=np.int64,
 )
 LASH_WIDTH = 0.1  # of the eye's width: the lash line drawn over a shut eye
+RELAX_STEPS = 40  # smoothing passes over a closing lid's fill
+LID_FADE = 0.08  # of the eye's width: how far down a closing lid's fill fades from the picture above into skin
 MIN_TRIANGLE_AREA = 0.25  # px^2; smaller target triangles are not drawn (they would draw as lines)
 
 # Drawing order of the triangle groups: lower numbers are drawn first and covered by later ones.
@@ -484,44 +486,86 @@ def draw_irises(frame: np.ndarray, layer: IrisLayer, backward: np.ndarray, targe
 # ---------------------------------------------------------------------------- eyelids
 
 
-def cover_eye(frame: np.ndarray, lid: np.ndarray, lower: np.ndarray, amount: float, lash) -> None:
-    """Paint a closing eye (in place) with lid skin: the region between the lid skin above the eye
-    (``lid``: points from corner to corner) and the lower lid (``lower``, same direction) is filled
-    from its surroundings, a line of ``lash`` colour (RGB) is drawn along the lower lid, and both
-    are blended in by ``amount`` in [0, 1].
+def cover_eye(frame: np.ndarray, lid: np.ndarray, upper: np.ndarray, lower: np.ndarray, amount: float,
+              lash) -> None:
+    """Paint a closing eye's upper lid (in place) with lid skin: the region between the lid skin
+    above the eye (``lid``: points from corner to corner) and the upper lid's edge where it has
+    come down to (``upper``, same direction) is filled with skin, a line of ``lash`` colour (RGB)
+    is drawn along that edge, and both are blended in by ``amount`` in [0, 1]. Below the edge the
+    eye stays as the warp left it; on a shut eye the edge lies on the lower lid (``lower``).
 
     A warp alone stretches the open eye's lashes and crease into a dark almond that still reads as
-    an open eye; a shut eye is smooth skin down to one lash line (the lower lid, kept).
+    an open eye; a closing lid is smooth skin down to one lash line. The skin is the colour just
+    below the lower lid; at the patch's top it starts from the picture's own colours there (lid
+    skin or brow) and fades into that skin, so the patch has no outline of its own (a flat patch of
+    the cheek's colour read as a second, wider eye).
     """
     if amount <= 0.0:
         return
     h, w = frame.shape[:2]
-    poly = np.concatenate([lid[:, :2], lower[::-1, :2]])
+    poly = np.concatenate([lid[:, :2], upper[::-1, :2]])
     width = float(np.ptp(poly[:, 0]))
     pad = int(math.ceil(0.25 * width)) + 3
-    x0, y0 = np.floor(poly.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + pad
+    x0, y0 = np.floor(np.minimum(poly.min(axis=0), lower[:, :2].min(axis=0))).astype(int) - pad
+    x1, y1 = np.ceil(np.maximum(poly.max(axis=0), lower[:, :2].max(axis=0))).astype(int) + pad
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 4 or y1 - y0 < 4 or width < 2:
         return
     roi = np.ascontiguousarray(frame[y0:y1, x0:x1])
     mask = np.zeros(roi.shape[:2], dtype=np.uint8)
     cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
-    # lid skin: like the skin just below the lower lid (the brow above would darken it), shaded
-    # toward the surrounding picture's own colours near the mask's edge
     below = np.round(lower[1:-1, :2] + [0.0, 0.12 * width] - [x0, y0]).astype(np.int64)
     below[:, 0] = np.clip(below[:, 0], 0, roi.shape[1] - 1)
     below[:, 1] = np.clip(below[:, 1], 0, roi.shape[0] - 1)
     skin = np.median(roi[below[:, 1], below[:, 0]].astype(np.float32), axis=0)
-    painted = cv2.inpaint(roi, mask, max(2.0, 0.08 * width), cv2.INPAINT_TELEA).astype(np.float32)
-    filled = 0.3 * painted + 0.7 * skin
-    line = _lash_line(roi.shape[:2], lower[:, :2] - [x0, y0], max(1.0, LASH_WIDTH * width))
+    filled = _fill_from_border(roi, mask > 127, skin, max(2, int(round(0.06 * width))), max(2.0, LID_FADE * width),
+                               max(1.0, 0.08 * width))
+    line = _lash_line(roi.shape[:2], upper[:, :2] - [x0, y0], max(1.0, LASH_WIDTH * width))
     line = cv2.GaussianBlur(line, (0, 0), max(0.5, 0.02 * width))[..., None]
     filled += 0.85 * line * (np.asarray(lash, np.float32) - filled)
     alpha = cv2.GaussianBlur(np.maximum(mask, (line[..., 0] * 255).astype(np.uint8)).astype(np.float32) / 255.0,
                              (0, 0), max(0.6, 0.04 * width))
     alpha = (np.float32(amount) * alpha)[..., None]
     frame[y0:y1, x0:x1] = np.clip(roi + alpha * (filled - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _fill_from_border(roi: np.ndarray, inside: np.ndarray, skin: np.ndarray, band: int, fade: float,
+                      blur: float) -> np.ndarray:
+    """float32 copy of ``roi`` with the ``inside`` pixels filled column by column: at each column's
+    first inside pixel the mean colour of the ``band`` pixels above it (smoothed across columns by
+    ``blur``, a Gaussian's sigma), fading into ``skin`` (RGB) over ``fade`` pixels downward."""
+    out = roi.astype(np.float32)
+    cols = np.nonzero(inside.any(axis=0))[0]
+    if len(cols) == 0:
+        return out
+    top = inside[:, cols].argmax(axis=0)
+    start = np.maximum(top - band, 0)
+    sums = np.concatenate([np.zeros((1, len(cols), out.shape[2]), np.float32), np.cumsum(out[:, cols], axis=0)])
+    count = (top - start)[:, None].astype(np.float32)
+    border = np.where(count > 0, (sums[top, np.arange(len(cols))] - sums[start, np.arange(len(cols))])
+                      / np.maximum(count, 1.0), out[top, cols])
+    border = cv2.GaussianBlur(border[None], (0, 0), sigmaX=blur, sigmaY=1e-3, borderType=cv2.BORDER_REPLICATE)[0]
+    ys, xs = np.nonzero(inside)
+    k = np.searchsorted(cols, xs)
+    t = np.clip((ys - top[k]) / fade, 0.0, 1.0)[:, None].astype(np.float32)
+    t = t * t * (3.0 - 2.0 * t)  # smoothstep
+    skin = np.asarray(skin, np.float32)
+    out[ys, xs] = border[k] + t * (skin - border[k])
+    # relax it into a membrane (each inside pixel the mean of its neighbours) whose edge is the
+    # picture above and beside the patch and the skin colour below it: no seam at the top, and
+    # nothing of what lies under the lid's edge (the eye, the lower lid's lashes) bleeds in
+    bottom = inside.shape[0] - 1 - inside[::-1, cols].argmax(axis=0)
+    work = out.copy()
+    under = np.arange(inside.shape[0])[:, None] > bottom[None]
+    sub = work[:, cols]
+    sub[under] = skin
+    work[:, cols] = sub
+    fixed, free = work.copy(), np.repeat(inside[..., None], out.shape[2], axis=2)
+    for _ in range(RELAX_STEPS):
+        work = cv2.blur(work, (3, 3), borderType=cv2.BORDER_REPLICATE)
+        np.copyto(work, fixed, where=~free)
+    out[ys, xs] = work[ys, xs]
+    return out
 
 
 def _lash_line(shape: tuple[int, int], points: np.ndarray, thick: float) -> np.ndarray:
