@@ -253,21 +253,22 @@ def test_a_closing_lid_covers_the_eye_from_above_without_a_seam():
         cv2.fillPoly(mask, [np.round(np.concatenate([top, bottom[::-1]])).astype(np.int32)], 1)
         return cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=shrink).astype(bool)
 
-    luma = lambda im: im.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    gray, gray_out = (cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32) for im in (image, out))
+
+    def at(plane, points):
+        p = np.round(points).astype(int)
+        return plane[p[:, 1], p[:, 0]]
+
     # the eye's upper part, now lid (above its lash line)
     covered = region(lm[[a, *upper, b], :2], edge - [0.0, 3.0], 1)
     assert covered.sum() > 50
-    below = lm[[a, *lower, b], :2] + [0.0, 0.12 * float(np.ptp(edge[:, 0]))]
-    skin = np.median(luma(image)[np.round(below[1:-1, 1]).astype(int), np.round(below[1:-1, 0]).astype(int)])
-    assert luma(image)[covered].mean() < skin - 40  # it was dark (iris, lashes) ...
-    assert abs(luma(out)[covered].mean() - skin) < 25  # ... and is skin now
-    kept = np.round(edge[3:-3] + 0.8 * (low[3:-3] - edge[3:-3])).astype(int)  # between the new edge and the lower lid
-    assert np.abs(out[kept[:, 1], kept[:, 0]].astype(int) - image[kept[:, 1], kept[:, 0]]).max() < 12  # the eye stays
+    skin = np.median(at(gray, lm[lower, :2] + [0.0, 0.12 * float(np.ptp(edge[:, 0]))]))
+    assert gray[covered].mean() < skin - 40  # it was dark (iris, lashes) ...
+    assert abs(gray_out[covered].mean() - skin) < 25  # ... and is skin now
+    kept = edge[3:-3] + 0.8 * (low[3:-3] - edge[3:-3])  # between the new edge and the lower lid
+    assert np.abs(at(out, kept).astype(int) - at(image, kept)).max() < 12  # the eye stays
     # no seam: across the lid skin line the picture changes no more than it does just above it
-    lid = lm[[a, *EYE_LID_SKIN[0], b], :2]
-    mid = lid[2:-2]
-    step_in = np.abs(luma(out)[np.round(mid[:, 1] + 2).astype(int), np.round(mid[:, 0]).astype(int)]
-                     - luma(out)[np.round(mid[:, 1] - 2).astype(int), np.round(mid[:, 0]).astype(int)]).mean()
-    step_above = np.abs(luma(out)[np.round(mid[:, 1] - 2).astype(int), np.round(mid[:, 0]).astype(int)]
-                        - luma(out)[np.round(mid[:, 1] - 6).astype(int), np.round(mid[:, 0]).astype(int)]).mean()
+    mid = lm[EYE_LID_SKIN[0][1:-1], :2]
+    step_in = np.abs(at(gray_out, mid + [0, 2]) - at(gray_out, mid - [0, 2])).mean()
+    step_above = np.abs(at(gray_out, mid - [0, 2]) - at(gray_out, mid - [0, 6])).mean()
     assert step_in < step_above + 8, (step_in, step_above)

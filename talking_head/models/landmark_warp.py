@@ -533,7 +533,8 @@ def _fill_from_border(roi: np.ndarray, inside: np.ndarray, skin: np.ndarray, ban
                       blur: float) -> np.ndarray:
     """float32 copy of ``roi`` with the ``inside`` pixels filled column by column: at each column's
     first inside pixel the mean colour of the ``band`` pixels above it (smoothed across columns by
-    ``blur``, a Gaussian's sigma), fading into ``skin`` (RGB) over ``fade`` pixels downward."""
+    ``blur``, a Gaussian's sigma), fading into ``skin`` (RGB) over ``fade`` pixels downward, then
+    relaxed over RELAX_STEPS passes toward the picture around the patch and the skin below it."""
     out = roi.astype(np.float32)
     cols = np.nonzero(inside.any(axis=0))[0]
     if len(cols) == 0:
